@@ -1,0 +1,182 @@
+//! `leakdex check`: check passwords or hashes, one per line.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use leakdex::hash::{encode_hex_into, parse_hash};
+use leakdex::range::write_decimal;
+use leakdex::{HashBytes, Index};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+/// Check passwords (or, with --hashes, hex hashes) against an index, one per line.
+///
+/// Reads INPUT, or standard input when INPUT is `-` or absent. Only the line end (LF or CRLF)
+/// is removed: spaces belong to the password. With no INPUT and a terminal on standard input,
+/// asks for one password without echo. Prints `HASH:COUNT` per item in input order (count 0
+/// when absent) or, with --json, `{"line": N, "hash": "...", "count": C}`; never the password.
+///
+/// Exit code: 0 when no item was found, 1 when at least one was, 2 on error.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The index to check against.
+    #[arg(short, long, value_name = "INDEX")]
+    index: PathBuf,
+    /// Items are hex hashes (either case) rather than passwords; blank lines are skipped.
+    #[arg(long)]
+    hashes: bool,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// File of items, one per line; `-` or nothing for standard input.
+    input: Option<PathBuf>,
+}
+
+/// Items checked per parallel batch.
+const BATCH: usize = 1 << 16;
+
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    leakdex::sys::forbid_core_dumps();
+    let index = Index::open(&args.index)?;
+    let from_stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    let name = match &args.input {
+        Some(p) if !from_stdin => p.display().to_string(),
+        _ => "<stdin>".to_string(),
+    };
+    if args.input.is_none() && !args.hashes && std::io::stdin().is_terminal() {
+        let mut password = rpassword::prompt_password("password: ")?.into_bytes();
+        let result = index.check_password(&password);
+        password.fill(0);
+        let (hash, count) = result?;
+        let mut out = Vec::new();
+        format_item(&index, 1, &hash, count.unwrap_or(0), args.json, &mut out);
+        std::io::stdout().write_all(&out)?;
+        return Ok(u8::from(count.is_some()));
+    }
+    let reader: Box<dyn Read> = if from_stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let path = args.input.as_ref().expect("not stdin");
+        Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut stdout = std::io::stdout().lock();
+    let mut items: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut out = Vec::with_capacity(BATCH * 48);
+    let mut line_no = 0u64;
+    let mut found_any = false;
+    loop {
+        let mut buf = spare.pop().unwrap_or_default();
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("{name}: cannot read"))?;
+        let at_end = n == 0;
+        if !at_end {
+            line_no += 1;
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+            }
+            if args.hashes && buf.iter().all(|b| b.is_ascii_whitespace()) {
+                spare.push(buf);
+            } else {
+                items.push((line_no, buf));
+            }
+        }
+        if items.len() == BATCH || (at_end && !items.is_empty()) {
+            let results: Vec<anyhow::Result<(HashBytes, Option<u64>)>> = items
+                .par_iter()
+                .map(|(line, item)| check_item(&index, item, args.hashes, &name, *line))
+                .collect();
+            out.clear();
+            let mut failure = None;
+            for ((line, item), result) in items.iter_mut().zip(results) {
+                item.fill(0);
+                match result {
+                    Ok((hash, count)) => {
+                        found_any |= count.is_some();
+                        format_item(
+                            &index,
+                            *line,
+                            &hash,
+                            count.unwrap_or(0),
+                            args.json,
+                            &mut out,
+                        );
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            stdout.write_all(&out)?;
+            if let Some(e) = failure {
+                stdout.flush()?;
+                return Err(e);
+            }
+            spare.extend(items.drain(..).map(|(_, b)| b));
+        }
+        if at_end {
+            break;
+        }
+    }
+    stdout.flush()?;
+    Ok(u8::from(found_any))
+}
+
+fn check_item(
+    index: &Index,
+    item: &[u8],
+    hashes: bool,
+    name: &str,
+    line: u64,
+) -> anyhow::Result<(HashBytes, Option<u64>)> {
+    let kind = index.kind();
+    let hash = if hashes {
+        match parse_hash(item, kind) {
+            Some(h) => h,
+            None => bail!(
+                "{name}:{line}: expected {} hex digits of a {} hash",
+                kind.hex_len(),
+                kind.display_name()
+            ),
+        }
+    } else {
+        match kind.hash_password(item) {
+            Some(h) => h,
+            None => bail!("{name}:{line}: the password is not valid UTF-8, which NTLM needs"),
+        }
+    };
+    Ok((hash, index.check(&hash)?))
+}
+
+fn format_item(
+    index: &Index,
+    line: u64,
+    hash: &HashBytes,
+    count: u64,
+    json: bool,
+    out: &mut Vec<u8>,
+) {
+    let hex = &hash[..index.kind().byte_len()];
+    if json {
+        out.extend_from_slice(b"{\"line\": ");
+        write_decimal(line, out);
+        out.extend_from_slice(b", \"hash\": \"");
+        encode_hex_into(hex, out);
+        out.extend_from_slice(b"\", \"count\": ");
+        write_decimal(count, out);
+        out.extend_from_slice(b"}\n");
+    } else {
+        encode_hex_into(hex, out);
+        out.push(b':');
+        write_decimal(count, out);
+        out.push(b'\n');
+    }
+}

@@ -1,0 +1,112 @@
+//! `leakdex info`: describe an index.
+
+use clap::Args;
+use leakdex::Index;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Describe an index: hash kind, hashes, sum of counts, the bytes of each part, bytes per hash
+/// of the store, bits per hash and false-positive rate of the filter, format version, sources.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// The index to describe.
+    index: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
+    let index = Index::open(&args.index)?;
+    let info = index.info();
+    if args.json {
+        let value = json!({
+            "path": args.index.display().to_string(),
+            "format_version": info.version,
+            "kind": info.kind,
+            "hashes": info.hashes,
+            "count_sum": info.count_sum.to_string(),
+            "file_bytes": info.file_bytes,
+            "sections": info.sections.iter().map(|(n, b)| json!({"name": n, "bytes": b})).collect::<Vec<_>>(),
+            "store_bytes": info.store_bytes,
+            "store_bytes_per_hash": info.store_bytes_per_hash,
+            "overflow_entries": info.overflow_entries,
+            "filter": info.filter,
+            "filter_bytes": info.filter_bytes,
+            "filter_bits_per_key": info.filter_bits_per_key,
+            "filter_fpr_design": info.filter_fpr_design,
+            "filter_fpr_measured": info.filter_fpr_measured,
+            "sources": info.sources.iter().map(|s| json!({
+                "name": s.name, "size": s.size, "lines": s.lines, "modified": s.modified,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    let g = super::grouped;
+    println!("index            {}", args.index.display());
+    println!("format version   {}", info.version);
+    println!("kind             {}", info.kind);
+    println!("hashes           {}", g(info.hashes));
+    println!("sum of counts    {}", super::grouped(info.count_sum));
+    println!("file             {} bytes", g(info.file_bytes));
+    println!(
+        "store            {} bytes, {:.2} bytes per hash ({} counts in overflow)",
+        g(info.store_bytes),
+        info.store_bytes_per_hash,
+        g(info.overflow_entries)
+    );
+    let fpr = |f: f64| format!("{:.4}%", f * 100.0);
+    match info.filter_fpr_measured {
+        Some(measured) => println!(
+            "filter           {}, {} bytes, {:.2} bits per hash, false positives {} \
+             (design {})",
+            info.filter,
+            g(info.filter_bytes),
+            info.filter_bits_per_key,
+            fpr(measured),
+            fpr(info.filter_fpr_design)
+        ),
+        None => println!("filter           {}", info.filter),
+    }
+    println!("sections");
+    for (name, bytes) in &info.sections {
+        println!("  {name:<20} {:>18} bytes", g(*bytes));
+    }
+    println!("sources");
+    for s in &info.sources {
+        println!(
+            "  {}  {} bytes, {} lines, modified {}",
+            s.name,
+            g(s.size),
+            g(s.lines),
+            format_time(s.modified)
+        );
+    }
+    Ok(0)
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_time(secs: u64) -> String {
+    if secs == 0 {
+        return "unknown".into();
+    }
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,70 @@
+//! Command-line arguments and dispatch, one file per subcommand.
+
+mod build;
+mod check;
+mod generate;
+mod info;
+mod range;
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for errors (clap uses it for bad arguments too).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Check passwords and password hashes against leaked-credential dumps, offline.
+///
+/// Build an index once from a dump of SHA-1 or NTLM hashes (such as the Pwned Passwords
+/// corpus), then check passwords or hashes against it and answer k-anonymity range queries,
+/// without sending anything anywhere.
+#[derive(Parser, Debug)]
+#[command(name = "leakdex", version, about, long_about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Build(build::BuildArgs),
+    Check(check::CheckArgs),
+    Range(range::RangeArgs),
+    Info(info::InfoArgs),
+    Verify(verify::VerifyArgs),
+    Generate(generate::GenerateArgs),
+}
+
+/// Runs a subcommand and returns its exit code.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.command {
+        Command::Build(a) => build::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Range(a) => range::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Generate(a) => generate::run(a),
+    }
+}
+
+/// Sets the number of worker threads (0 keeps one per core).
+pub fn set_threads(threads: usize) -> anyhow::Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()?;
+    }
+    Ok(())
+}
+
+/// Formats an integer with thousands separators.
+pub fn grouped(n: impl Into<u128>) -> String {
+    let digits = n.into().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,238 @@
+//! Reading hash dumps: `HASH:COUNT` or bare `HASH` lines, as published (see `protocol.md`).
+//!
+//! Accepted: LF or CRLF line ends, a UTF-8 byte-order mark where a line starts, blank lines
+//! (ignored), spaces or tabs around a line, hex in either case. Everything else is an error
+//! that names the line: a malformed dump must never turn into a silently smaller index.
+
+use crate::hash::{decode_hex, HashBytes, HashKind};
+use std::ops::Range;
+
+/// One parsed dump line: a hash and its count (1 for a bare hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The hash (NTLM uses the first 16 bytes).
+    pub hash: HashBytes,
+    /// How often it was seen.
+    pub count: u64,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Strips the line end, byte-order marks and surrounding blanks; `None` for a blank line.
+#[inline]
+fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
+    while let Some(rest) = line.strip_prefix(BOM) {
+        line = rest;
+    }
+    while let [b' ' | b'\t', rest @ ..] = line {
+        line = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\r'] = line {
+        line = rest;
+    }
+    (!line.is_empty()).then_some(line)
+}
+
+/// The hex part of the first line that is not blank, to guess the kind of a dump.
+pub fn first_hash_field(data: &[u8]) -> Option<(u64, &[u8])> {
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        if let Some(line) = trim_line(line) {
+            let hex = match memchr::memchr(b':', line) {
+                Some(colon) => &line[..colon],
+                None => line,
+            };
+            return Some((i as u64 + 1, hex));
+        }
+    }
+    None
+}
+
+/// Parses one line. `Ok(None)` for a blank line; the error text does not include the line.
+#[inline]
+pub fn parse_line(line: &[u8], kind: HashKind) -> Result<Option<Entry>, String> {
+    let Some(line) = trim_line(line) else {
+        return Ok(None);
+    };
+    let (hex, count) = match memchr::memchr(b':', line) {
+        Some(colon) => (&line[..colon], Some(&line[colon + 1..])),
+        None => (line, None),
+    };
+    if hex.len() != kind.hex_len() {
+        return Err(format!(
+            "expected {} hex digits of a {} hash, found {} characters",
+            kind.hex_len(),
+            kind.display_name(),
+            hex.len()
+        ));
+    }
+    let Some(hash) = decode_hex(hex) else {
+        return Err(format!(
+            "expected {} hex digits of a {} hash, found a character that is not a hex digit",
+            kind.hex_len(),
+            kind.display_name()
+        ));
+    };
+    let count = match count {
+        None => 1,
+        Some(text) => parse_count(text)?,
+    };
+    Ok(Some(Entry { hash, count }))
+}
+
+fn parse_count(text: &[u8]) -> Result<u64, String> {
+    if text.is_empty() {
+        return Err("expected a count after `:`".to_string());
+    }
+    let mut value: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            let shown = String::from_utf8_lossy(&text[..text.len().min(24)]).into_owned();
+            return Err(format!("count `{shown}` is not a whole decimal number"));
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as u64))
+            .ok_or_else(|| "count does not fit in 64 bits".to_string())?;
+    }
+    Ok(value)
+}
+
+/// What parsing a chunk found besides its entries.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChunkStats {
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Whether the entries came in non-decreasing hash order.
+    pub sorted: bool,
+}
+
+/// A malformed line inside a chunk: its 0-based index in the chunk and what is wrong.
+#[derive(Debug)]
+pub struct ChunkError {
+    /// 0-based line index within the chunk.
+    pub line_in_chunk: u64,
+    /// What is wrong with the line.
+    pub message: String,
+}
+
+/// Parses every line of `chunk`, appending entries to `out`.
+pub fn parse_chunk(
+    chunk: &[u8],
+    kind: HashKind,
+    out: &mut Vec<Entry>,
+) -> Result<ChunkStats, ChunkError> {
+    let mut stats = ChunkStats {
+        lines: 0,
+        sorted: true,
+    };
+    let start_len = out.len();
+    let mut pos = 0;
+    while pos < chunk.len() {
+        let end = memchr::memchr(b'\n', &chunk[pos..]).map_or(chunk.len(), |i| pos + i);
+        let line = &chunk[pos..end];
+        match parse_line(line, kind) {
+            Ok(Some(entry)) => {
+                if stats.sorted && out.len() > start_len {
+                    if let Some(last) = out.last() {
+                        stats.sorted = last.hash <= entry.hash;
+                    }
+                }
+                out.push(entry);
+            }
+            Ok(None) => {}
+            Err(message) => {
+                return Err(ChunkError {
+                    line_in_chunk: stats.lines,
+                    message,
+                })
+            }
+        }
+        stats.lines += 1;
+        pos = end + 1;
+    }
+    Ok(stats)
+}
+
+/// Splits `data` into pieces of about `target` bytes that end just after a newline.
+pub fn split_chunks(data: &[u8], target: usize) -> Vec<Range<usize>> {
+    let target = target.max(1);
+    let mut chunks = Vec::with_capacity(data.len() / target + 1);
+    let mut start = 0;
+    while start < data.len() {
+        let mut end = (start + target).min(data.len());
+        if end < data.len() {
+            end = memchr::memchr(b'\n', &data[end..]).map_or(data.len(), |i| end + i + 1);
+        }
+        chunks.push(start..end);
+        start = end;
+    }
+    chunks
+}
+
+/// Number of lines that start before byte `offset` (the 0-based line index of `offset`).
+pub fn line_index_at(data: &[u8], offset: usize) -> u64 {
+    memchr::memchr_iter(b'\n', &data[..offset.min(data.len())]).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
+
+    #[test]
+    fn line_forms() {
+        let k = HashKind::Sha1;
+        let e = parse_line(format!("{H}:42\r").as_bytes(), k)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.count, 42);
+        let lower = H.to_lowercase();
+        let e2 = parse_line(format!("\u{feff}{lower}").as_bytes(), k)
+            .unwrap()
+            .unwrap();
+        assert_eq!((e2.hash, e2.count), (e.hash, 1));
+        assert_eq!(parse_line(b"\r", k).unwrap(), None);
+        assert_eq!(parse_line(b"  \t", k).unwrap(), None);
+        let big = parse_line(format!("{H}:18446744073709551615").as_bytes(), k)
+            .unwrap()
+            .unwrap();
+        assert_eq!(big.count, u64::MAX);
+    }
+
+    #[test]
+    fn line_errors() {
+        let k = HashKind::Sha1;
+        let e = parse_line(b"8846F7EAEE8FB117AD06BDD830B7586C:3", k).unwrap_err();
+        assert_eq!(
+            e,
+            "expected 40 hex digits of a SHA-1 hash, found 32 characters"
+        );
+        assert!(parse_line(format!("{}G:1", &H[..39]).as_bytes(), k)
+            .unwrap_err()
+            .contains("not a hex digit"));
+        assert!(parse_line(format!("{H}:").as_bytes(), k).is_err());
+        assert!(parse_line(format!("{H}:-1").as_bytes(), k).is_err());
+        assert!(
+            parse_line(format!("{H}:18446744073709551616").as_bytes(), k)
+                .unwrap_err()
+                .contains("64 bits")
+        );
+    }
+
+    #[test]
+    fn chunks_end_at_newlines_and_cover_everything() {
+        let data = b"aaa\nbb\nc\n\ndddd";
+        for target in 1..20 {
+            let chunks = split_chunks(data, target);
+            assert_eq!(chunks.first().map(|c| c.start), Some(0));
+            assert_eq!(chunks.last().map(|c| c.end), Some(data.len()));
+            for w in chunks.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+                assert_eq!(data[w[0].end - 1], b'\n');
+            }
+        }
+        assert!(split_chunks(b"", 4).is_empty());
+        assert_eq!(line_index_at(data, 7), 2);
+    }
+}

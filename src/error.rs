@@ -1,0 +1,110 @@
+//! The library's error type: every failure names the file, and the line where there is one.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in building, opening or querying an index.
+#[derive(Debug)]
+pub enum Error {
+    /// An operating-system error on a file.
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A line of input that cannot be read.
+    Parse {
+        /// The input file (`-` for standard input).
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An index file that is damaged, truncated or not an index.
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An index from a newer format version than this build reads.
+    UnsupportedVersion {
+        /// The index file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// The request cannot be carried out as asked (bad options, too little memory, ...).
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, action: &'static str, source: io::Error) -> Error {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                path,
+                action,
+                source,
+            } => write!(f, "{}: {action}: {source}", path.display()),
+            Error::Parse {
+                path,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", path.display()),
+            Error::Corrupt { path, message } => {
+                write!(
+                    f,
+                    "{}: not a valid leakdex index: {message}",
+                    path.display()
+                )
+            }
+            Error::UnsupportedVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{}: index format version {found} is newer than this leakdex reads \
+                 (up to {supported}); upgrade leakdex or rebuild the index",
+                path.display()
+            ),
+            Error::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

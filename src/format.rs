@@ -1,0 +1,389 @@
+//! The on-disk index format, version 1. This doc comment is the specification.
+//!
+//! All integers are little-endian. Every section starts at a multiple of 8 bytes from the
+//! start of the file. CRC-32 is the IEEE polynomial (as in zlib, `crc32fast`).
+//!
+//! # Header (64 bytes at offset 0)
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `LEAKDEX\0` |
+//! | 8 | 4 | format version (1) |
+//! | 12 | 4 | header length (64) |
+//! | 16 | 1 | hash kind: 1 = SHA-1, 2 = NTLM |
+//! | 17 | 1 | filter kind: 0 = none, 1 = BinaryFuse8, 2 = BinaryFuse16 |
+//! | 18 | 1 | filter shard bits `s`, 0 to 12 |
+//! | 19 | 1 | zero |
+//! | 20 | 4 | number of sections (8) |
+//! | 24 | 8 | number of distinct hashes `n` |
+//! | 32 | 16 | sum of all counts (u128) |
+//! | 48 | 8 | length of the whole file in bytes |
+//! | 56 | 4 | CRC-32 of the section table |
+//! | 60 | 4 | CRC-32 of header bytes 0..60 |
+//!
+//! # Section table (32 bytes per section, right after the header)
+//! `id: u32, zero: u32, offset: u64, length: u64, crc32 of the section bytes: u32, zero: u32`.
+//! The sections come in this order, each once, without overlapping: 1 `BUCKETS`,
+//! 2 `OVERFLOW_DIR`, 3 `RECORDS`, 4 `OVERFLOW`, 5 `HUGE_COUNTS`, 6 `FILTER_TABLE`,
+//! 7 `FILTER_DATA`, 8 `SOURCES`.
+//!
+//! # The exact store
+//! Hashes are bucketed by their 20-bit range prefix (the first five hex digits), so a range is
+//! one contiguous read and a lookup binary-searches one bucket.
+//! - A *directory* maps each bucket `b` in 0..=2^20 to a start index `start(b)`. It is stored
+//!   in two levels to stay small: 4,097 u64 *group bases* (a group is 256 buckets), then
+//!   2^20 + 1 u32 *offsets*; `start(b) = base[b >> 8] + offset[b]`. `start(0) = 0`,
+//!   `start(2^20)` is the total, and `start` never decreases.
+//! - `BUCKETS`: the directory of record indexes; bucket `b` holds records
+//!   `start(b)..start(b + 1)`.
+//! - `RECORDS`: `n` records of `hash bytes − 2` bytes (18 for SHA-1, 14 for NTLM), sorted by
+//!   hash. Byte 0 holds the low nibble of hash byte 2 (the 6th hex digit) in its low 4 bits and
+//!   a count code in its high 4 bits; bytes 1.. are hash bytes 3.. . Within a bucket the
+//!   records are strictly increasing (no duplicate hashes). Count codes 0 to 14 are the
+//!   count itself; code 15 means the count is in `OVERFLOW`.
+//! - `OVERFLOW_DIR`: the directory of overflow entries per bucket.
+//! - `OVERFLOW`: entries of 8 bytes, `position of the record within its bucket: u32,
+//!   count: u32`, one per record with code 15, in record order. Count `u32::MAX` means the
+//!   count is in `HUGE_COUNTS`.
+//! - `HUGE_COUNTS`: entries of 16 bytes, `index of the overflow entry: u64, count: u64`,
+//!   sorted by index, for counts of 2^32 − 1 and above.
+//!
+//! # The filter
+//! A binary fuse filter (xorf) sharded by the top `s` bits of the hash (2^s shards; the
+//! builder picks `s` so that shards hold about a million keys or more, up to 4,096 shards,
+//! since small shards cost bits per key). The key of a hash is the 64 bits after its top 12
+//! (bits 12..76, big-endian order), whatever `s` is.
+//! - `FILTER_TABLE`: 2^s entries of 48 bytes: `offset of the fingerprints within
+//!   FILTER_DATA: u64, fingerprint count: u64, key count: u64, seed: u64, segment length: u32,
+//!   segment length mask: u32, segment count length: u32, zero: u32`. A shard with no keys has
+//!   zero fingerprints and contains nothing. Offsets are multiples of 8.
+//! - `FILTER_DATA`: the fingerprints (u8 or little-endian u16), shard after shard.
+//! - With filter kind 0 both sections are empty.
+//!
+//! # Sources
+//! `SOURCES`: `count: u32`, then per source `name length: u32, name (UTF-8), size in bytes:
+//! u64, lines: u64, modification time (Unix seconds, 0 when unknown): u64`.
+//!
+//! # Compatibility
+//! A reader refuses a file whose version is newer than it knows with
+//! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion). Version 1 is the first.
+
+use crate::hash::{HashBytes, HashKind};
+
+/// Magic bytes at offset 0.
+pub const MAGIC: [u8; 8] = *b"LEAKDEX\0";
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes in the header.
+pub const HEADER_LEN: usize = 64;
+/// Bytes per section-table entry.
+pub const SECTION_ENTRY_LEN: usize = 32;
+/// Number of range buckets (20-bit prefixes).
+pub const BUCKETS: usize = 1 << 20;
+/// Buckets per directory group.
+pub const GROUP_BUCKETS: usize = 256;
+/// Number of directory groups.
+pub const GROUPS: usize = BUCKETS / GROUP_BUCKETS;
+/// Bytes of a directory (`BUCKETS` or `OVERFLOW_DIR`).
+pub const DIRECTORY_LEN: usize = (GROUPS + 1) * 8 + (BUCKETS + 1) * 4;
+/// Bytes per overflow entry.
+pub const OVERFLOW_ENTRY_LEN: usize = 8;
+/// Overflow count meaning "see `HUGE_COUNTS`".
+pub const HUGE_MARK: u32 = u32::MAX;
+/// Bytes per huge-count entry.
+pub const HUGE_ENTRY_LEN: usize = 16;
+/// Count codes below this are the count itself.
+pub const OVERFLOW_CODE: u8 = 15;
+/// Most filter shard bits (4,096 shards).
+pub const MAX_SHARD_BITS: u8 = 12;
+/// Keys per filter shard the builder aims for at least.
+pub const SHARD_TARGET_KEYS: u64 = 1 << 20;
+/// Bytes per filter-table entry.
+pub const SHARD_ENTRY_LEN: usize = 48;
+
+/// Identifiers of the sections, in the order they are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SectionId {
+    /// Record index of each bucket's start.
+    Buckets = 1,
+    /// Overflow index of each bucket's start.
+    OverflowDir = 2,
+    /// The fixed-width records.
+    Records = 3,
+    /// Counts that do not fit a record's count code.
+    Overflow = 4,
+    /// Counts that do not fit 32 bits.
+    HugeCounts = 5,
+    /// Per-shard filter descriptors.
+    FilterTable = 6,
+    /// Filter fingerprints.
+    FilterData = 7,
+    /// What the index was built from.
+    Sources = 8,
+}
+
+impl SectionId {
+    /// All sections, in file order.
+    pub const ALL: [SectionId; 8] = [
+        SectionId::Buckets,
+        SectionId::OverflowDir,
+        SectionId::Records,
+        SectionId::Overflow,
+        SectionId::HugeCounts,
+        SectionId::FilterTable,
+        SectionId::FilterData,
+        SectionId::Sources,
+    ];
+
+    /// Name shown by `info` and in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionId::Buckets => "buckets",
+            SectionId::OverflowDir => "overflow directory",
+            SectionId::Records => "records",
+            SectionId::Overflow => "overflow counts",
+            SectionId::HugeCounts => "huge counts",
+            SectionId::FilterTable => "filter table",
+            SectionId::FilterData => "filter fingerprints",
+            SectionId::Sources => "sources",
+        }
+    }
+}
+
+/// Bytes before the first section: header and table.
+pub const SECTIONS_START: usize = HEADER_LEN + SectionId::ALL.len() * SECTION_ENTRY_LEN;
+
+/// The filter kinds an index can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterKind {
+    /// No filter: every check reads the store.
+    None,
+    /// BinaryFuse8: about 9 bits per hash, false-positive rate 2^-8.
+    Fuse8,
+    /// BinaryFuse16: about 18 bits per hash, false-positive rate 2^-16.
+    Fuse16,
+}
+
+impl FilterKind {
+    /// Code stored in the header.
+    pub fn code(self) -> u8 {
+        match self {
+            FilterKind::None => 0,
+            FilterKind::Fuse8 => 1,
+            FilterKind::Fuse16 => 2,
+        }
+    }
+
+    /// The kind for a header code.
+    pub fn from_code(code: u8) -> Option<FilterKind> {
+        match code {
+            0 => Some(FilterKind::None),
+            1 => Some(FilterKind::Fuse8),
+            2 => Some(FilterKind::Fuse16),
+            _ => None,
+        }
+    }
+
+    /// Bytes per fingerprint (0 for none).
+    pub fn fingerprint_bytes(self) -> usize {
+        match self {
+            FilterKind::None => 0,
+            FilterKind::Fuse8 => 1,
+            FilterKind::Fuse16 => 2,
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::None => "none",
+            FilterKind::Fuse8 => "fuse8",
+            FilterKind::Fuse16 => "fuse16",
+        }
+    }
+
+    /// The filter's design false-positive rate.
+    pub fn false_positive_rate(self) -> f64 {
+        match self {
+            FilterKind::None => 0.0,
+            FilterKind::Fuse8 => 1.0 / 256.0,
+            FilterKind::Fuse16 => 1.0 / 65536.0,
+        }
+    }
+}
+
+impl std::str::FromStr for FilterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(FilterKind::None),
+            "fuse8" => Ok(FilterKind::Fuse8),
+            "fuse16" => Ok(FilterKind::Fuse16),
+            _ => Err(format!(
+                "unknown filter `{s}` (expected fuse8, fuse16 or none)"
+            )),
+        }
+    }
+}
+
+/// Hash-kind code stored in the header.
+pub fn kind_code(kind: HashKind) -> u8 {
+    match kind {
+        HashKind::Sha1 => 1,
+        HashKind::Ntlm => 2,
+    }
+}
+
+/// The hash kind for a header code.
+pub fn kind_from_code(code: u8) -> Option<HashKind> {
+    match code {
+        1 => Some(HashKind::Sha1),
+        2 => Some(HashKind::Ntlm),
+        _ => None,
+    }
+}
+
+/// Bytes per record for a hash kind.
+pub const fn record_len(kind: HashKind) -> usize {
+    kind.byte_len() - 2
+}
+
+/// Shard of a hash: its top `bits` bits.
+#[inline]
+pub fn shard_of(hash: &HashBytes, bits: u8) -> usize {
+    (((hash[0] as usize) << 4) | ((hash[1] as usize) >> 4)) >> (MAX_SHARD_BITS - bits)
+}
+
+/// Shard bits for about `keys` keys: shards of at least [`SHARD_TARGET_KEYS`], at most 4,096.
+pub fn shard_bits_for(keys: u64) -> u8 {
+    let shards = (keys / SHARD_TARGET_KEYS).max(1);
+    (63 - shards.leading_zeros() as u8).min(MAX_SHARD_BITS)
+}
+
+/// Encodes a directory from its `BUCKETS + 1` starts; `Err(group)` when a group spans more
+/// than `u32::MAX` entries.
+pub fn encode_directory(starts: &[u64]) -> Result<Vec<u8>, usize> {
+    debug_assert_eq!(starts.len(), BUCKETS + 1);
+    let mut out = Vec::with_capacity(DIRECTORY_LEN);
+    for g in 0..=GROUPS {
+        out.extend_from_slice(&starts[g * GROUP_BUCKETS].to_le_bytes());
+    }
+    for (b, &s) in starts.iter().enumerate() {
+        let base = starts[(b / GROUP_BUCKETS) * GROUP_BUCKETS];
+        let rel = u32::try_from(s - base).map_err(|_| b / GROUP_BUCKETS)?;
+        out.extend_from_slice(&rel.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// `start(b)` of a directory; `None` past its end or on overflow.
+#[inline]
+pub fn directory_start(dir: &[u8], bucket: usize) -> Option<u64> {
+    let base = read_u64(dir, (bucket / GROUP_BUCKETS) * 8)?;
+    let rel = read_u32(dir, (GROUPS + 1) * 8 + bucket * 4)?;
+    base.checked_add(rel as u64)
+}
+
+/// Filter key of a hash: the 64 bits after the shard's 12.
+#[inline]
+pub fn filter_key(hash: &HashBytes) -> u64 {
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&hash[1..9]);
+    (u64::from_be_bytes(eight) << 4) | (hash[9] >> 4) as u64
+}
+
+/// Writes the record of `hash` with count `code` into `out` (of `record_len(kind)` bytes).
+#[inline]
+pub fn encode_record(hash: &HashBytes, code: u8, out: &mut [u8]) {
+    out[0] = (code << 4) | (hash[2] & 0x0F);
+    let len = out.len();
+    out[1..].copy_from_slice(&hash[3..3 + len - 1]);
+}
+
+/// The header's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Format version.
+    pub version: u32,
+    /// Hash kind.
+    pub kind: HashKind,
+    /// Filter kind.
+    pub filter: FilterKind,
+    /// Filter shard bits.
+    pub shard_bits: u8,
+    /// Distinct hashes.
+    pub hash_count: u64,
+    /// Sum of counts.
+    pub count_sum: u128,
+    /// Whole file length.
+    pub file_len: u64,
+    /// CRC-32 of the section table.
+    pub table_crc: u32,
+}
+
+/// One section-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// Which section.
+    pub id: SectionId,
+    /// Offset from the start of the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// CRC-32 of the section's bytes.
+    pub crc: u32,
+}
+
+impl Header {
+    /// Serialises the header, checksum included.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        b[16] = kind_code(self.kind);
+        b[17] = self.filter.code();
+        b[18] = self.shard_bits;
+        b[20..24].copy_from_slice(&(SectionId::ALL.len() as u32).to_le_bytes());
+        b[24..32].copy_from_slice(&self.hash_count.to_le_bytes());
+        b[32..48].copy_from_slice(&self.count_sum.to_le_bytes());
+        b[48..56].copy_from_slice(&self.file_len.to_le_bytes());
+        b[56..60].copy_from_slice(&self.table_crc.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+}
+
+/// Serialises the section table.
+pub fn encode_sections(sections: &[Section]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sections.len() * SECTION_ENTRY_LEN);
+    for s in sections {
+        out.extend_from_slice(&(s.id as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&s.offset.to_le_bytes());
+        out.extend_from_slice(&s.len.to_le_bytes());
+        out.extend_from_slice(&s.crc.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+    out
+}
+
+/// Reads a little-endian u32 at `at`, or `None` past the end.
+#[inline]
+pub fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Reads a little-endian u64 at `at`, or `None` past the end.
+#[inline]
+pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Rounds `n` up to a multiple of 8.
+pub const fn align8(n: u64) -> u64 {
+    (n + 7) & !7
+}

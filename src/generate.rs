@@ -1,0 +1,221 @@
+//! A fast, deterministic generator of synthetic dumps for samples, tests and benchmarks.
+//!
+//! The output looks like the official sorted dump: upper-case `HASH:COUNT` lines sorted by
+//! hash, CRLF (or LF) line ends. Hashes are uniformly random; counts are heavy-tailed
+//! (Pareto, shape 0.9, so about 9% exceed 14 and a few of a billion exceed 2^32). Known
+//! passwords can be mixed in with chosen counts. The same seed gives the same bytes on every
+//! machine: the random numbers come from SplitMix64, defined here, not from a library whose
+//! stream might change.
+
+use crate::format::BUCKETS;
+use crate::hash::{HashBytes, HashKind, HEX_PAIRS};
+use crate::range::write_decimal;
+use rand_distr::{Binomial, Distribution};
+use rayon::prelude::*;
+use std::io::Write;
+
+/// SplitMix64: tiny, fast, and fixed forever, so generated dumps never change.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in (0, 1].
+    #[inline]
+    pub fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl rand::RngCore for SplitMix64 {
+    fn next_u32(&mut self) -> u32 {
+        (self.next() >> 32) as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.next()
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Random hashes to generate.
+    pub hashes: u64,
+    /// Hash kind.
+    pub kind: HashKind,
+    /// Seed; the same seed gives the same dump.
+    pub seed: u64,
+    /// CRLF line ends (as the official dump) or LF.
+    pub crlf: bool,
+    /// Passwords to mix in, with their counts.
+    pub known: Vec<(String, u64)>,
+}
+
+/// A few well-known passwords with made-up counts (one above 2^32) for samples and demos.
+pub fn sample_passwords() -> Vec<(String, u64)> {
+    vec![
+        ("password".into(), 9_545_824),
+        ("123456".into(), 37_359_195),
+        ("qwerty".into(), 10_556_095),
+        ("letmein".into(), 1_142_435),
+        ("correct horse battery staple".into(), 5_000_000_000),
+    ]
+}
+
+/// Heavy-tailed count: Pareto with shape 0.9, at least 1.
+#[inline]
+fn draw_count(rng: &mut SplitMix64) -> u64 {
+    let c = rng.unit().powf(-1.0 / 0.9);
+    if c >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        c as u64
+    }
+}
+
+/// Splits `n` hashes over `counts` (buckets) as a uniform multinomial would, by halving.
+fn split(n: u64, counts: &mut [u64], seed: u64, node: u64) {
+    if counts.len() == 1 {
+        counts[0] = n;
+        return;
+    }
+    let mut rng = SplitMix64::new(seed ^ node.wrapping_mul(0xA24B_AED4_963E_E407));
+    let left = if n == 0 {
+        0
+    } else {
+        Binomial::new(n, 0.5).map_or(n / 2, |b| b.sample(&mut rng))
+    };
+    let (l, r) = counts.split_at_mut(counts.len() / 2);
+    split(left, l, seed, node * 2);
+    split(n - left, r, seed, node * 2 + 1);
+}
+
+/// The sorted entries of one 20-bit bucket.
+fn bucket_entries(
+    bucket: u32,
+    n: u64,
+    options: &GenerateOptions,
+    known: &[(HashBytes, u64)],
+    out: &mut Vec<(HashBytes, u64)>,
+) {
+    out.clear();
+    let mut rng =
+        SplitMix64::new(options.seed ^ (bucket as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    let bytes = options.kind.byte_len();
+    while (out.len() as u64) < n {
+        for _ in out.len() as u64..n {
+            let mut h: HashBytes = [0; 20];
+            let a = rng.next().to_be_bytes();
+            let b = rng.next().to_be_bytes();
+            h[3..11].copy_from_slice(&a);
+            h[11..19].copy_from_slice(&b);
+            h[19] = rng.next() as u8;
+            h[bytes..].fill(0);
+            h[0] = (bucket >> 12) as u8;
+            h[1] = (bucket >> 4) as u8;
+            h[2] = ((bucket as u8 & 0x0F) << 4) | (a[7] & 0x0F);
+            out.push((h, draw_count(&mut rng)));
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+    }
+    for (h, c) in known {
+        if crate::hash::prefix_of(h) == bucket {
+            match out.binary_search_by(|e| e.0.cmp(h)) {
+                Ok(i) => out[i].1 = *c,
+                Err(i) => out.insert(i, (*h, *c)),
+            }
+        }
+    }
+}
+
+/// Writes the dump to `out`, generating in parallel; returns the number of lines.
+pub fn generate<W: Write>(options: &GenerateOptions, out: &mut W) -> std::io::Result<u64> {
+    let mut counts = vec![0u64; BUCKETS];
+    split(options.hashes, &mut counts, options.seed, 1);
+    let known: Vec<(HashBytes, u64)> = options
+        .known
+        .iter()
+        .filter_map(|(p, c)| options.kind.hash_password(p.as_bytes()).map(|h| (h, *c)))
+        .collect();
+    let hex_bytes = options.kind.byte_len();
+    let eol: &[u8] = if options.crlf { b"\r\n" } else { b"\n" };
+    let group = 256usize;
+    let mut lines = 0u64;
+    let groups: Vec<usize> = (0..BUCKETS / group).collect();
+    let per_batch = rayon::current_num_threads() * 4;
+    for batch in groups.chunks(per_batch) {
+        let texts: Vec<(Vec<u8>, u64)> = batch
+            .par_iter()
+            .map(|&g| {
+                let mut text = Vec::new();
+                let mut entries = Vec::new();
+                let mut n_lines = 0;
+                for bucket in g * group..(g + 1) * group {
+                    bucket_entries(bucket as u32, counts[bucket], options, &known, &mut entries);
+                    for (h, c) in &entries {
+                        for &b in &h[..hex_bytes] {
+                            text.extend_from_slice(&HEX_PAIRS[b as usize]);
+                        }
+                        text.push(b':');
+                        write_decimal(*c, &mut text);
+                        text.extend_from_slice(eol);
+                    }
+                    n_lines += entries.len() as u64;
+                }
+                (text, n_lines)
+            })
+            .collect();
+        for (text, n) in texts {
+            out.write_all(&text)?;
+            lines += n;
+        }
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bytes_and_sorted() {
+        let options = GenerateOptions {
+            hashes: 5000,
+            kind: HashKind::Ntlm,
+            seed: 7,
+            crlf: true,
+            known: sample_passwords(),
+        };
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let n = generate(&options, &mut a).unwrap();
+        generate(&options, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(n, 5000 + 5);
+        let lines: Vec<&[u8]> = a.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len() as u64, n);
+        assert!(lines.windows(2).all(|w| w[0] < w[1]));
+        assert!(lines.iter().all(|l| l.len() > 34 && l.ends_with(b"\r")));
+    }
+}

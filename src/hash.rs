@@ -1,0 +1,288 @@
+//! Hash kinds, hex conversion and password hashing.
+//!
+//! A hash is kept as `[u8; 20]` whatever its kind: an NTLM hash uses the first 16 bytes and
+//! leaves the rest zero, so one type sorts and compares both kinds.
+
+use sha1::{Digest, Sha1};
+
+/// The raw bytes of a hash; NTLM hashes use the first 16 bytes and leave the rest zero.
+pub type HashBytes = [u8; 20];
+
+/// The kind of hash a dump or an index holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashKind {
+    /// SHA-1 of the UTF-8 password: 20 bytes, 40 hex digits.
+    Sha1,
+    /// NTLM, MD4 of the UTF-16LE password: 16 bytes, 32 hex digits.
+    Ntlm,
+}
+
+impl HashKind {
+    /// Bytes in a hash of this kind.
+    pub const fn byte_len(self) -> usize {
+        match self {
+            HashKind::Sha1 => 20,
+            HashKind::Ntlm => 16,
+        }
+    }
+
+    /// Hex digits in a hash of this kind.
+    pub const fn hex_len(self) -> usize {
+        self.byte_len() * 2
+    }
+
+    /// Hex digits of a range suffix (the hash less its 5-digit prefix).
+    pub const fn suffix_hex_len(self) -> usize {
+        self.hex_len() - 5
+    }
+
+    /// The kind whose hex length is `len`, if any.
+    pub fn from_hex_len(len: usize) -> Option<HashKind> {
+        match len {
+            40 => Some(HashKind::Sha1),
+            32 => Some(HashKind::Ntlm),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as used on the command line and in `info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HashKind::Sha1 => "sha1",
+            HashKind::Ntlm => "ntlm",
+        }
+    }
+
+    /// Human name used in error messages.
+    pub const fn display_name(self) -> &'static str {
+        match self {
+            HashKind::Sha1 => "SHA-1",
+            HashKind::Ntlm => "NTLM",
+        }
+    }
+
+    /// Hashes a password given as bytes. NTLM needs UTF-16, so it returns `None` for bytes
+    /// that are not UTF-8; SHA-1 hashes the bytes as they are.
+    pub fn hash_password(self, password: &[u8]) -> Option<HashBytes> {
+        match self {
+            HashKind::Sha1 => Some(sha1_password(password)),
+            HashKind::Ntlm => std::str::from_utf8(password).ok().map(ntlm_password),
+        }
+    }
+}
+
+impl std::fmt::Display for HashKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for HashKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha1" | "sha-1" => Ok(HashKind::Sha1),
+            "ntlm" => Ok(HashKind::Ntlm),
+            _ => Err(format!("unknown hash kind `{s}` (expected sha1 or ntlm)")),
+        }
+    }
+}
+
+/// SHA-1 of the password bytes.
+pub fn sha1_password(password: &[u8]) -> HashBytes {
+    let digest = Sha1::digest(password);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&digest);
+    out
+}
+
+/// NTLM hash: MD4 of the UTF-16LE encoding of the password.
+pub fn ntlm_password(password: &str) -> HashBytes {
+    use md4::Md4;
+    let mut hasher = Md4::new();
+    let mut buf = [0u8; 128];
+    let mut used = 0;
+    for unit in password.encode_utf16() {
+        if used == buf.len() {
+            hasher.update(&buf[..used]);
+            used = 0;
+        }
+        buf[used..used + 2].copy_from_slice(&unit.to_le_bytes());
+        used += 2;
+    }
+    hasher.update(&buf[..used]);
+    buf.fill(0);
+    let digest = hasher.finalize();
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(&digest);
+    out
+}
+
+/// Value of each byte as a hex digit, or `0xFF` when it is not one.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Upper-case hex digits.
+pub(crate) static HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Both upper-case hex digits of every byte value.
+pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX_UPPER[i >> 4], HEX_UPPER[i & 15]];
+        i += 1;
+    }
+    table
+};
+
+/// Value of one hex digit, either case.
+#[inline]
+pub fn hex_digit(b: u8) -> Option<u8> {
+    let v = HEX_VALUE[b as usize];
+    (v != 0xFF).then_some(v)
+}
+
+/// Decodes `hex` (either case, even length up to 40 digits) into the front of a hash.
+/// Returns `None` when a character is not a hex digit or the length is odd or too long.
+#[inline]
+pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
+    if hex.len() % 2 != 0 || hex.len() > 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let hi = HEX_VALUE[pair[0] as usize];
+        let lo = HEX_VALUE[pair[1] as usize];
+        bad |= hi | lo;
+        *o = (hi << 4) | lo;
+    }
+    // Valid digits are below 16; 0xFF marks a bad one, so any high bit means bad input.
+    (bad & 0xF0 == 0).then_some(out)
+}
+
+/// Decodes a hash of `kind` from hex, either case.
+pub fn parse_hash(hex: &[u8], kind: HashKind) -> Option<HashBytes> {
+    if hex.len() != kind.hex_len() {
+        return None;
+    }
+    decode_hex(hex)
+}
+
+/// Appends the upper-case hex of `bytes` to `out`.
+pub fn encode_hex_into(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.extend_from_slice(&HEX_PAIRS[b as usize]);
+    }
+}
+
+/// Upper-case hex of the hash's bytes for its kind.
+pub fn hash_to_hex(hash: &HashBytes, kind: HashKind) -> String {
+    let mut out = Vec::with_capacity(40);
+    encode_hex_into(&hash[..kind.byte_len()], &mut out);
+    String::from_utf8(out).expect("hex is ASCII")
+}
+
+/// The 20-bit range prefix of a hash (its first five hex digits).
+#[inline]
+pub fn prefix_of(hash: &HashBytes) -> u32 {
+    ((hash[0] as u32) << 12) | ((hash[1] as u32) << 4) | ((hash[2] as u32) >> 4)
+}
+
+/// Parses a 5-hex-digit range prefix, either case.
+pub fn parse_prefix(text: &[u8]) -> Result<u32, PrefixError> {
+    if text.len() != 5 {
+        return Err(PrefixError::Length);
+    }
+    let mut value = 0u32;
+    for &b in text {
+        let d = hex_digit(b).ok_or(PrefixError::NotHex)?;
+        value = (value << 4) | d as u32;
+    }
+    Ok(value)
+}
+
+/// Why a range prefix was refused; the messages are the range API's own texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefixError {
+    /// Not five characters long.
+    Length,
+    /// Five characters, not all hex digits.
+    NotHex,
+}
+
+impl std::fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PrefixError::Length => "The hash prefix was not in a valid format",
+            PrefixError::NotHex => "The hash prefix was not valid hexadecimal",
+        })
+    }
+}
+
+impl std::error::Error for PrefixError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_password_hashes() {
+        assert_eq!(
+            hash_to_hex(&sha1_password(b"password"), HashKind::Sha1),
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8"
+        );
+        assert_eq!(
+            hash_to_hex(&ntlm_password("password"), HashKind::Ntlm),
+            "8846F7EAEE8FB117AD06BDD830B7586C"
+        );
+        // Non-ASCII: the UTF-16LE encoding matters for NTLM.
+        assert_eq!(
+            hash_to_hex(&ntlm_password("pässwörd"), HashKind::Ntlm).len(),
+            32
+        );
+        assert_eq!(HashKind::Ntlm.hash_password(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn ntlm_long_password_crosses_buffer() {
+        let long: String = "ab€".repeat(100);
+        let mut utf16 = Vec::new();
+        for u in long.encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        use md4::{Digest, Md4};
+        let expect = Md4::digest(&utf16);
+        assert_eq!(&ntlm_password(&long)[..16], &expect[..]);
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        let h = decode_hex(b"5baa61E4c9b93f3f0682250b6cf8331b7ee68fd8").unwrap();
+        assert_eq!(
+            hash_to_hex(&h, HashKind::Sha1),
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8"
+        );
+        assert!(decode_hex(b"5g").is_none());
+        assert!(decode_hex(b"5").is_none());
+        assert!(parse_hash(b"5BAA", HashKind::Sha1).is_none());
+        assert_eq!(prefix_of(&h), 0x5BAA6);
+        assert_eq!(parse_prefix(b"5baa6"), Ok(0x5BAA6));
+        assert_eq!(parse_prefix(b"5baa"), Err(PrefixError::Length));
+        assert_eq!(parse_prefix(b"5baaz"), Err(PrefixError::NotHex));
+    }
+}

@@ -1,0 +1,423 @@
+//! [`Index`]: an open index file, validated on open, queried in place.
+
+use crate::error::{Error, Result};
+use crate::filter::ShardedFilter;
+use crate::format::*;
+use crate::hash::{prefix_of, HashBytes, HashKind};
+use crate::sys::{AlignedBytes, MappedFile};
+use crate::writer::{decode_sources, SourceInfo};
+use std::cmp::Ordering;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+enum Backing {
+    Mapped(MappedFile),
+    Owned(AlignedBytes),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m.bytes(),
+            Backing::Owned(b) => b.bytes(),
+        }
+    }
+}
+
+/// An open index.
+pub struct Index {
+    path: PathBuf,
+    backing: Backing,
+    header: Header,
+    sections: Vec<Section>,
+    filter: ShardedFilter,
+    sources: Vec<SourceInfo>,
+    record_len: usize,
+    overflow_count: u64,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+/// The count stored for a record, as found by a lookup.
+pub type Count = u64;
+
+impl Index {
+    /// Opens and validates the index at `path` (structure and small sections; [`Index::verify`]
+    /// checks everything).
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref();
+        let map = MappedFile::open(path)?;
+        map.advise_random();
+        Index::from_backing(path.to_path_buf(), Backing::Mapped(map))
+    }
+
+    /// Opens an index held in memory; `name` is used in errors.
+    pub fn from_bytes(bytes: &[u8], name: impl AsRef<Path>) -> Result<Index> {
+        let owned = AlignedBytes::copy_from(bytes);
+        Index::from_backing(name.as_ref().to_path_buf(), Backing::Owned(owned))
+    }
+
+    fn from_backing(path: PathBuf, backing: Backing) -> Result<Index> {
+        let bytes = backing.bytes();
+        let bad = |m: String| Error::corrupt(&path, m);
+        if bytes.is_empty() {
+            return Err(bad("the file is empty".into()));
+        }
+        if bytes.len() < 8 || bytes[..8] != MAGIC {
+            return Err(bad("wrong magic bytes: this is not a leakdex index".into()));
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!(
+                "truncated: {} bytes, shorter than the header",
+                bytes.len()
+            )));
+        }
+        let version = read_u32(bytes, 8).unwrap_or(0);
+        if version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let header_crc = read_u32(bytes, 60).unwrap_or(0);
+        if crc32fast::hash(&bytes[..60]) != header_crc {
+            return Err(bad("the header's checksum does not match".into()));
+        }
+        if version == 0 {
+            return Err(bad("format version 0 does not exist".into()));
+        }
+        let kind = kind_from_code(bytes[16]).ok_or_else(|| bad("unknown hash kind".into()))?;
+        let filter =
+            FilterKind::from_code(bytes[17]).ok_or_else(|| bad("unknown filter kind".into()))?;
+        let header = Header {
+            version,
+            kind,
+            filter,
+            shard_bits: bytes[18],
+            hash_count: read_u64(bytes, 24).unwrap_or(0),
+            count_sum: u128::from_le_bytes(bytes[32..48].try_into().expect("16 bytes")),
+            file_len: read_u64(bytes, 48).unwrap_or(0),
+            table_crc: read_u32(bytes, 56).unwrap_or(0),
+        };
+        if read_u32(bytes, 12) != Some(HEADER_LEN as u32)
+            || read_u32(bytes, 20) != Some(SectionId::ALL.len() as u32)
+        {
+            return Err(bad("unexpected header or section-table size".into()));
+        }
+        if header.file_len != bytes.len() as u64 {
+            return Err(bad(format!(
+                "truncated or extended: the header says {} bytes, the file has {}",
+                header.file_len,
+                bytes.len()
+            )));
+        }
+        let table = bytes
+            .get(HEADER_LEN..SECTIONS_START)
+            .ok_or_else(|| bad("truncated section table".into()))?;
+        if crc32fast::hash(table) != header.table_crc {
+            return Err(bad("the section table's checksum does not match".into()));
+        }
+        let mut sections = Vec::with_capacity(SectionId::ALL.len());
+        let mut prev_end = SECTIONS_START as u64;
+        for (i, id) in SectionId::ALL.iter().enumerate() {
+            let at = i * SECTION_ENTRY_LEN;
+            let offset = read_u64(table, at + 8).unwrap_or(u64::MAX);
+            let len = read_u64(table, at + 16).unwrap_or(u64::MAX);
+            let section = Section {
+                id: *id,
+                offset,
+                len,
+                crc: read_u32(table, at + 24).unwrap_or(0),
+            };
+            let end = offset.checked_add(len);
+            if read_u32(table, at) != Some(*id as u32)
+                || offset % 8 != 0
+                || offset < prev_end
+                || end.is_none_or(|e| e > bytes.len() as u64)
+            {
+                return Err(bad(format!("the {} section is out of place", id.name())));
+            }
+            prev_end = end.unwrap_or(0);
+            sections.push(section);
+        }
+        let record_len = record_len(kind);
+        let section_bytes = |id: SectionId| -> &[u8] {
+            let s = &sections[id as usize - 1];
+            &bytes[s.offset as usize..(s.offset + s.len) as usize]
+        };
+        let dir_len = DIRECTORY_LEN as u64;
+        let sizes_ok = sections[0].len == dir_len
+            && sections[1].len == dir_len
+            && header.hash_count.checked_mul(record_len as u64) == Some(sections[2].len)
+            && sections[3].len % OVERFLOW_ENTRY_LEN as u64 == 0
+            && sections[4].len % HUGE_ENTRY_LEN as u64 == 0;
+        if !sizes_ok {
+            return Err(bad("section sizes disagree with the header".into()));
+        }
+        for id in [
+            SectionId::Buckets,
+            SectionId::OverflowDir,
+            SectionId::HugeCounts,
+            SectionId::FilterTable,
+            SectionId::Sources,
+        ] {
+            if crc32fast::hash(section_bytes(id)) != sections[id as usize - 1].crc {
+                return Err(bad(format!(
+                    "the {} section's checksum does not match",
+                    id.name()
+                )));
+            }
+        }
+        let overflow_count = sections[3].len / OVERFLOW_ENTRY_LEN as u64;
+        check_directory(section_bytes(SectionId::Buckets), header.hash_count)
+            .map_err(|m| bad(format!("bucket directory: {m}")))?;
+        check_directory(section_bytes(SectionId::OverflowDir), overflow_count)
+            .map_err(|m| bad(format!("overflow directory: {m}")))?;
+        let filter = ShardedFilter::parse(
+            filter,
+            bytes[18],
+            section_bytes(SectionId::FilterTable),
+            section_bytes(SectionId::FilterData),
+        )
+        .map_err(bad)?;
+        let sources = decode_sources(section_bytes(SectionId::Sources))
+            .ok_or_else(|| bad("the sources section is malformed".into()))?;
+        Ok(Index {
+            path,
+            header,
+            sections,
+            filter,
+            sources,
+            record_len,
+            overflow_count,
+            backing,
+        })
+    }
+
+    /// The path the index was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The hash kind.
+    pub fn kind(&self) -> HashKind {
+        self.header.kind
+    }
+
+    /// Distinct hashes in the index.
+    pub fn hash_count(&self) -> u64 {
+        self.header.hash_count
+    }
+
+    /// The section table.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The inputs the index was built from.
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// The filter.
+    pub fn filter(&self) -> &ShardedFilter {
+        &self.filter
+    }
+
+    /// Number of overflow entries.
+    pub fn overflow_count(&self) -> u64 {
+        self.overflow_count
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    pub(crate) fn section(&self, id: SectionId) -> &[u8] {
+        let s = &self.sections[id as usize - 1];
+        // In bounds: checked on open.
+        &self.bytes()[s.offset as usize..(s.offset + s.len) as usize]
+    }
+
+    pub(crate) fn record_len(&self) -> usize {
+        self.record_len
+    }
+
+    pub(crate) fn corrupt(&self, message: impl Into<String>) -> Error {
+        Error::corrupt(&self.path, message)
+    }
+
+    /// Record indexes of bucket `bucket` (validated on open, so always in bounds).
+    #[inline]
+    pub(crate) fn bucket_records(&self, bucket: u32) -> Range<u64> {
+        directory_range(self.section(SectionId::Buckets), bucket)
+    }
+
+    /// Overflow entry indexes of bucket `bucket`.
+    #[inline]
+    pub(crate) fn bucket_overflow(&self, bucket: u32) -> Range<u64> {
+        directory_range(self.section(SectionId::OverflowDir), bucket)
+    }
+
+    /// The bytes of the records of a bucket.
+    #[inline]
+    pub(crate) fn bucket_bytes(&self, bucket: u32) -> &[u8] {
+        let r = self.bucket_records(bucket);
+        let len = self.record_len as u64;
+        let records = self.section(SectionId::Records);
+        records
+            .get((r.start * len) as usize..(r.end * len) as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Overflow entry `i` as (position in bucket, count); the count is `Err(())` when it is
+    /// marked huge but missing from the huge counts.
+    #[inline]
+    pub(crate) fn overflow_entry(&self, i: u64) -> Option<(u32, std::result::Result<u64, ()>)> {
+        let bytes = self.section(SectionId::Overflow);
+        let at = usize::try_from(i).ok()?.checked_mul(OVERFLOW_ENTRY_LEN)?;
+        let position = read_u32(bytes, at)?;
+        let count = read_u32(bytes, at + 4)?;
+        if count != HUGE_MARK {
+            return Some((position, Ok(count as u64)));
+        }
+        Some((position, self.huge_count(i).ok_or(())))
+    }
+
+    /// The count of overflow entry `i` from the huge counts.
+    fn huge_count(&self, i: u64) -> Option<u64> {
+        let bytes = self.section(SectionId::HugeCounts);
+        let n = bytes.len() / HUGE_ENTRY_LEN;
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = mid * HUGE_ENTRY_LEN;
+            match read_u64(bytes, at)?.cmp(&i) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return read_u64(bytes, at + 8),
+            }
+        }
+        None
+    }
+
+    /// Whether the filter may hold `hash` (always true without a filter).
+    #[inline]
+    pub fn filter_contains(&self, hash: &HashBytes) -> bool {
+        if self.filter.kind() == FilterKind::None {
+            return true;
+        }
+        self.filter
+            .contains(self.section(SectionId::FilterData), hash)
+    }
+
+    /// Looks `hash` up in the exact store, without the filter: its count, or `None`.
+    #[inline]
+    pub fn lookup(&self, hash: &HashBytes) -> Result<Option<Count>> {
+        let bucket = prefix_of(hash);
+        let records = self.bucket_bytes(bucket);
+        let len = self.record_len;
+        let nibble = hash[2] & 0x0F;
+        let rest = &hash[3..3 + len - 1];
+        let (mut lo, mut hi) = (0usize, records.len() / len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let rec = &records[mid * len..mid * len + len];
+            match compare_record(rec, nibble, rest) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => {
+                    return self.record_count(bucket, mid as u64, rec[0] >> 4).map(Some)
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks `hash`: the filter first, the store only on a filter hit.
+    #[inline]
+    pub fn check(&self, hash: &HashBytes) -> Result<Option<Count>> {
+        if !self.filter_contains(hash) {
+            return Ok(None);
+        }
+        self.lookup(hash)
+    }
+
+    /// Hashes `password` for the index's kind and checks it. An error for bytes that are not
+    /// UTF-8 in an NTLM index (NTLM hashes UTF-16).
+    pub fn check_password(&self, password: &[u8]) -> Result<(HashBytes, Option<Count>)> {
+        let hash = self.kind().hash_password(password).ok_or_else(|| {
+            Error::Invalid("the password is not valid UTF-8, which NTLM needs".into())
+        })?;
+        Ok((hash, self.check(&hash)?))
+    }
+
+    fn record_count(&self, bucket: u32, position: u64, code: u8) -> Result<Count> {
+        if code < OVERFLOW_CODE {
+            return Ok(code as u64);
+        }
+        let range = self.bucket_overflow(bucket);
+        let (mut lo, mut hi) = (range.start, range.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (pos, count) = self
+                .overflow_entry(mid)
+                .ok_or_else(|| self.corrupt("overflow entry out of bounds"))?;
+            match (pos as u64).cmp(&position) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => {
+                    return count.map_err(|()| self.corrupt("a huge count is missing"))
+                }
+            }
+        }
+        Err(self.corrupt(format!(
+            "range {bucket:05X}: a record's count is missing from the overflow section"
+        )))
+    }
+}
+
+/// Orders a record against a hash given as its 6th hex digit and following bytes.
+#[inline]
+pub(crate) fn compare_record(rec: &[u8], nibble: u8, rest: &[u8]) -> Ordering {
+    (rec[0] & 0x0F)
+        .cmp(&nibble)
+        .then_with(|| rec[1..].cmp(rest))
+}
+
+/// The range `start(b)..start(b + 1)` of a directory validated on open.
+#[inline]
+fn directory_range(dir: &[u8], bucket: u32) -> Range<u64> {
+    let b = bucket as usize;
+    let start = directory_start(dir, b).unwrap_or(0);
+    start..directory_start(dir, b + 1).unwrap_or(start)
+}
+
+/// Checks a directory: `start` begins at 0, never decreases, and ends at `total`.
+fn check_directory(dir: &[u8], total: u64) -> std::result::Result<(), String> {
+    let mut prev = 0u64;
+    for b in 0..=BUCKETS {
+        let v = directory_start(dir, b).ok_or_else(|| format!("entry {b} overflows"))?;
+        if (b == 0 && v != 0) || v < prev {
+            return Err(format!("entry {b} is out of order"));
+        }
+        prev = v;
+    }
+    if prev != total {
+        return Err(format!("ends at {prev}, expected {total}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! leakdex: check passwords and password hashes against leaked-credential dumps, offline.
+//!
+//! Build an index from a dump of hashes (`HASH:COUNT` lines, as the Pwned Passwords corpus
+//! publishes them) with [`build_index`], open it with [`Index::open`], and ask it:
+//! [`Index::check`] for one hash, [`Index::check_password`] for a password, and
+//! [`Index::write_range`] for the k-anonymity range body of a 5-hex prefix.
+//!
+//! The index file format is specified in [`format`].
+#![deny(missing_docs)]
+
+pub mod build;
+pub mod dump;
+pub mod error;
+pub mod filter;
+pub mod format;
+pub mod generate;
+pub mod hash;
+pub mod index;
+pub mod range;
+pub mod sys;
+pub mod verify;
+pub mod writer;
+
+pub use build::{build_index, BuildOptions, BuildProgress, NoProgress};
+pub use error::{Error, Result};
+pub use format::FilterKind;
+pub use hash::{HashBytes, HashKind};
+pub use index::Index;
+pub use verify::{IndexInfo, VerifyReport};
+pub use writer::{IndexSummary, IndexWriter, SourceInfo};

@@ -1,0 +1,160 @@
+//! Range bodies for the k-anonymity API: every suffix of a 5-hex prefix with its count.
+//!
+//! The body is byte-exact with the Pwned Passwords range API (`protocol.md`): upper-case
+//! `SUFFIX:COUNT` rows sorted by suffix, CRLF between rows, no trailing newline, empty for a
+//! prefix with no entries.
+
+use crate::error::Result;
+use crate::format::{encode_record, OVERFLOW_CODE};
+use crate::hash::{HashBytes, HEX_PAIRS, HEX_UPPER};
+use crate::index::{compare_record, Index};
+use rand::Rng;
+
+/// Fewest rows a padded body may hold.
+pub const PAD_MIN_ROWS: usize = 800;
+/// Most rows padding brings a body to.
+pub const PAD_MAX_ROWS: usize = 1000;
+
+impl Index {
+    /// Number of hashes under a 20-bit prefix.
+    pub fn range_len(&self, prefix: u32) -> u64 {
+        let r = self.bucket_records(prefix & 0xF_FFFF);
+        r.end - r.start
+    }
+
+    /// Appends the range body of `prefix` (a 20-bit value) to `out`.
+    pub fn write_range(&self, prefix: u32, out: &mut Vec<u8>) -> Result<()> {
+        self.write_range_merged(prefix, &[], out)
+    }
+
+    /// Appends the range body of `prefix` padded as the API's `Add-Padding` asks: count-0 rows
+    /// with random suffixes that collide with no real one, merged in order, up to a random
+    /// total between 800 and 1,000 rows (none when the real rows number more than that).
+    pub fn write_padded_range<R: Rng + ?Sized>(
+        &self,
+        prefix: u32,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let prefix = prefix & 0xF_FFFF;
+        let real = self.range_len(prefix) as usize;
+        let target = rng.random_range(PAD_MIN_ROWS..=PAD_MAX_ROWS);
+        let wanted = target.saturating_sub(real);
+        let len = self.record_len();
+        let mut pads: Vec<u8> = Vec::with_capacity(wanted * len);
+        let mut hashes: Vec<HashBytes> = Vec::with_capacity(wanted);
+        while hashes.len() < wanted {
+            let mut h: HashBytes = [0; 20];
+            rng.fill(&mut h[..self.kind().byte_len()]);
+            h[0] = (prefix >> 12) as u8;
+            h[1] = (prefix >> 4) as u8;
+            h[2] = ((prefix as u8 & 0x0F) << 4) | (h[2] & 0x0F);
+            if self.lookup(&h)?.is_none() {
+                hashes.push(h);
+            }
+            if hashes.len() == wanted {
+                hashes.sort_unstable();
+                hashes.dedup();
+            }
+        }
+        let mut rec = [0u8; 20];
+        for h in &hashes {
+            encode_record(h, 0, &mut rec[..len]);
+            pads.extend_from_slice(&rec[..len]);
+        }
+        self.write_range_merged(prefix, &pads, out)
+    }
+
+    /// Writes the real rows of `prefix` merged with `pads` (records with count code 0,
+    /// sorted, none equal to a real one).
+    fn write_range_merged(&self, prefix: u32, pads: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let prefix = prefix & 0xF_FFFF;
+        let len = self.record_len();
+        let records = self.bucket_bytes(prefix);
+        let overflow = self.bucket_overflow(prefix);
+        let mut next_overflow = overflow.start;
+        let rows = records.len() / len + pads.len() / len;
+        out.reserve(rows * (self.kind().suffix_hex_len() + 12));
+        let (mut r, mut p) = (0usize, 0usize);
+        let mut first = true;
+        while r < records.len() || p < pads.len() {
+            let take_real = if p >= pads.len() {
+                true
+            } else if r >= records.len() {
+                false
+            } else {
+                let pad = &pads[p..p + len];
+                compare_record(&records[r..r + len], pad[0] & 0x0F, &pad[1..]).is_lt()
+            };
+            let (rec, count) = if take_real {
+                let rec = &records[r..r + len];
+                let code = rec[0] >> 4;
+                let count = if code < OVERFLOW_CODE {
+                    code as u64
+                } else {
+                    let position = (r / len) as u64;
+                    let entry = (next_overflow < overflow.end)
+                        .then(|| self.overflow_entry(next_overflow))
+                        .flatten();
+                    match entry {
+                        Some((pos, Ok(count))) if pos as u64 == position => {
+                            next_overflow += 1;
+                            count
+                        }
+                        _ => {
+                            return Err(self.corrupt(format!(
+                                "range {prefix:05X}: overflow counts out of step with records"
+                            )))
+                        }
+                    }
+                };
+                r += len;
+                (rec, count)
+            } else {
+                let rec = &pads[p..p + len];
+                p += len;
+                (rec, 0)
+            };
+            if !first {
+                out.extend_from_slice(b"\r\n");
+            }
+            first = false;
+            write_row(rec, count, out);
+        }
+        Ok(())
+    }
+
+    /// The range body of `prefix` as a new vector.
+    pub fn range_body(&self, prefix: u32) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.write_range(prefix, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Appends `SUFFIX:COUNT` for a record.
+#[inline]
+fn write_row(rec: &[u8], count: u64, out: &mut Vec<u8>) {
+    out.push(HEX_UPPER[(rec[0] & 0x0F) as usize]);
+    for &b in &rec[1..] {
+        out.extend_from_slice(&HEX_PAIRS[b as usize]);
+    }
+    out.push(b':');
+    write_decimal(count, out);
+}
+
+/// Appends the decimal digits of `n`.
+#[inline]
+pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}

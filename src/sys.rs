@@ -1,0 +1,116 @@
+//! The one module with `unsafe` code: mapping files, aligned buffers, process settings.
+//!
+//! Everything else in the crate works on `&[u8]`.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::path::Path;
+
+/// A read-only view of a whole file: memory-mapped, or empty for an empty file (which
+/// cannot be mapped on every platform).
+pub struct MappedFile {
+    map: Option<memmap2::Mmap>,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    ///
+    /// If another process truncates the file while it is mapped, reading the lost pages
+    /// raises SIGBUS. leakdex publishes indexes by atomic rename, which leaves a mapped old
+    /// file intact; a dump or index that is truncated in place while in use is outside what
+    /// the tool protects against.
+    pub fn open(path: &Path) -> Result<MappedFile> {
+        let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        Self::from_file(&file, path)
+    }
+
+    /// Maps an open file read-only; `path` is used in errors.
+    pub fn from_file(file: &File, path: &Path) -> Result<MappedFile> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
+        if meta.is_dir() {
+            return Err(Error::io(
+                path,
+                "cannot read",
+                std::io::Error::other("is a directory"),
+            ));
+        }
+        if meta.len() == 0 {
+            return Ok(MappedFile { map: None });
+        }
+        // SAFETY: the map is read-only and lives as long as `MappedFile`; the bytes are only
+        // ever read as plain `u8`, so any content is valid. Concurrent truncation by another
+        // process is the one hazard (SIGBUS), documented above.
+        let map = unsafe { memmap2::MmapOptions::new().map(file) }
+            .map_err(|e| Error::io(path, "cannot memory-map", e))?;
+        Ok(MappedFile { map: Some(map) })
+    }
+
+    /// Tells the kernel the file will be read front to back.
+    pub fn advise_sequential(&self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
+    }
+
+    /// Tells the kernel the file will be read at random places.
+    pub fn advise_random(&self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+/// Owned bytes whose start is 8-byte aligned, as an index held in memory needs (the 16-bit
+/// filter is read in place as `u16`).
+pub struct AlignedBytes {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// Copies `bytes` into an aligned buffer.
+    pub fn copy_from(bytes: &[u8]) -> AlignedBytes {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        for (w, c) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut eight = [0u8; 8];
+            eight[..c.len()].copy_from_slice(c);
+            *w = u64::from_ne_bytes(eight);
+        }
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `words` owns `words.len() * 8 >= len` initialised bytes; u8 has no
+        // alignment or validity requirements, and the borrow ties the slice to `self`.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// Keeps this process's memory (passwords being checked) out of core dumps, where the
+/// platform allows.
+pub fn forbid_core_dumps() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integer arguments and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
