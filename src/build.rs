@@ -127,10 +127,7 @@ fn build_streaming(
     options: &BuildOptions,
     progress: &dyn BuildProgress,
 ) -> Result<Option<IndexSummary>> {
-    let total: u64 = maps.iter().map(|m| m.bytes().len() as u64).sum();
-    // A typical line is a hash, a colon, a few digits and CRLF.
-    let expected = total / (kind.hex_len() as u64 + 5);
-    let mut writer = IndexWriter::create(output, kind, options.filter, expected)?;
+    let mut writer = IndexWriter::create(output, kind, options.filter)?;
     let batch_len = rayon::current_num_threads() * 2;
     let mut buffers: Vec<Vec<Entry>> = (0..batch_len).map(|_| Vec::new()).collect();
     for (path, map) in inputs.iter().zip(maps) {
@@ -159,11 +156,13 @@ fn build_streaming(
                 lines += stats.lines;
                 progress.advance(range.len() as u64, stats.lines);
             }
+            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+                map.release(first.start..last.end);
+            }
         }
         writer.add_source(source_info(path, data, lines));
     }
-    progress.phase("writing", 0);
-    writer.finish().map(Some)
+    writer.finish(progress).map(Some)
 }
 
 /// Memory this machine has available, from `/proc/meminfo` where there is one.
@@ -233,7 +232,7 @@ fn build_in_memory(
     progress.phase("sorting", 0);
     all.par_sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
     progress.phase("writing", all.len() as u64);
-    let mut writer = IndexWriter::create(output, kind, options.filter, all.len() as u64)?;
+    let mut writer = IndexWriter::create(output, kind, options.filter)?;
     for s in sources {
         writer.add_source(s);
     }
@@ -246,7 +245,7 @@ fn build_in_memory(
         }
     }
     drop(all);
-    writer.finish()
+    writer.finish(progress)
 }
 
 fn gib(bytes: u64) -> f64 {

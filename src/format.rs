@@ -23,8 +23,8 @@
 //! # Section table (32 bytes per section, right after the header)
 //! `id: u32, zero: u32, offset: u64, length: u64, crc32 of the section bytes: u32, zero: u32`.
 //! The sections come in this order, each once, without overlapping: 1 `BUCKETS`,
-//! 2 `OVERFLOW_DIR`, 3 `RECORDS`, 4 `OVERFLOW`, 5 `HUGE_COUNTS`, 6 `FILTER_TABLE`,
-//! 7 `FILTER_DATA`, 8 `SOURCES`.
+//! 2 `OVERFLOW_DIR`, 3 `RECORDS`, 4 `OVERFLOW`, 5 `HUGE_COUNTS`, 6 `FILTER_DATA`,
+//! 7 `FILTER_TABLE`, 8 `SOURCES`.
 //!
 //! # The exact store
 //! Hashes are bucketed by their 20-bit range prefix (the first five hex digits), so a range is
@@ -49,8 +49,8 @@
 //!
 //! # The filter
 //! A binary fuse filter (xorf) sharded by the top `s` bits of the hash (2^s shards; the
-//! builder picks `s` so that shards hold about a million keys or more, up to 4,096 shards,
-//! since small shards cost bits per key). The key of a hash is the 64 bits after its top 12
+//! builder picks `s` from the number of hashes so that shards hold a million keys or more, up
+//! to 4,096 shards, since small shards cost bits per key). The key of a hash is the 64 bits after its top 12
 //! (bits 12..76, big-endian order), whatever `s` is.
 //! - `FILTER_TABLE`: 2^s entries of 48 bytes: `offset of the fingerprints within
 //!   FILTER_DATA: u64, fingerprint count: u64, key count: u64, seed: u64, segment length: u32,
@@ -114,10 +114,10 @@ pub enum SectionId {
     Overflow = 4,
     /// Counts that do not fit 32 bits.
     HugeCounts = 5,
-    /// Per-shard filter descriptors.
-    FilterTable = 6,
     /// Filter fingerprints.
-    FilterData = 7,
+    FilterData = 6,
+    /// Per-shard filter descriptors.
+    FilterTable = 7,
     /// What the index was built from.
     Sources = 8,
 }
@@ -130,8 +130,8 @@ impl SectionId {
         SectionId::Records,
         SectionId::Overflow,
         SectionId::HugeCounts,
-        SectionId::FilterTable,
         SectionId::FilterData,
+        SectionId::FilterTable,
         SectionId::Sources,
     ];
 

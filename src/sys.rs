@@ -63,6 +63,26 @@ impl MappedFile {
         }
     }
 
+    /// Drops the mapped pages of `range` from this process's memory (they stay in the page
+    /// cache and are read again if touched), so that a long sequential read keeps a small
+    /// resident set. Offsets are rounded inwards to whole pages.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            const PAGE: usize = 4096;
+            let start = range.start.div_ceil(PAGE) * PAGE;
+            let end = (range.end.min(map.len()) / PAGE) * PAGE;
+            if end > start {
+                // SAFETY: the mapping is a read-only, file-backed private map; after
+                // MADV_DONTNEED a later read of these pages sees the file's contents again,
+                // which are the same bytes any outstanding `&[u8]` refers to.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])

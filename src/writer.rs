@@ -10,7 +10,10 @@ use crate::dump::Entry;
 use crate::error::{Error, Result};
 use crate::filter::{build_shard, encode_shard_entry, BuiltShard};
 use crate::format::*;
+use crate::build::BuildProgress;
 use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
+use crate::sys::MappedFile;
+use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -31,9 +34,6 @@ pub struct SourceInfo {
 /// Pushing an entry that sorts before the previous one.
 #[derive(Debug)]
 pub struct OutOfOrder;
-
-/// Filter keys that may wait for their shard's filter before `push` blocks.
-const OUTSTANDING_KEYS_LIMIT: usize = 16 << 20;
 
 /// A file being written with a running CRC and length.
 struct CrcWriter {
@@ -63,105 +63,16 @@ impl CrcWriter {
     }
 }
 
-type ShardResult = (usize, std::result::Result<BuiltShard, String>, usize);
-
-/// Shard filters being built on the thread pool while records stream on.
-struct ShardBuilds {
-    kind: FilterKind,
-    bits: u8,
-    sender: std::sync::mpsc::Sender<ShardResult>,
-    receiver: std::sync::mpsc::Receiver<ShardResult>,
-    /// Shards handed out, in order, not yet written.
-    queue: std::collections::VecDeque<usize>,
-    done: std::collections::HashMap<usize, BuiltShard>,
-    outstanding_keys: usize,
-    table: Vec<u8>,
-    data: CrcWriter,
-    next_to_write: usize,
-}
-
-impl ShardBuilds {
-    fn start(&mut self, shard: usize, mut keys: Vec<u64>) {
-        let n = keys.len();
-        self.outstanding_keys += n;
-        self.queue.push_back(shard);
-        let kind = self.kind;
-        if rayon::current_thread_index().is_some() {
-            // Already on the pool: build here rather than risk waiting on ourselves.
-            let result = build_shard(kind, &mut keys);
-            let _ = self.sender.send((shard, result, n));
-        } else {
-            let sender = self.sender.clone();
-            rayon::spawn(move || {
-                let result = build_shard(kind, &mut keys);
-                let _ = sender.send((shard, result, n));
-            });
-        }
-    }
-
-    /// Takes finished builds, blocking while more than `limit` keys are outstanding, and
-    /// writes what is ready in order.
-    fn collect(&mut self, limit: usize, path: &Path) -> Result<()> {
-        loop {
-            let next = if self.outstanding_keys > limit && !self.queue.is_empty() {
-                self.receiver.recv().ok()
-            } else {
-                self.receiver.try_recv().ok()
-            };
-            let Some((shard, result, n)) = next else {
-                break;
-            };
-            self.outstanding_keys -= n;
-            let built = result.map_err(|e| {
-                Error::Invalid(format!("building the filter of shard {shard} failed: {e}"))
-            })?;
-            self.done.insert(shard, built);
-            while let Some(front) = self.queue.front().copied() {
-                let Some(built) = self.done.remove(&front) else {
-                    break;
-                };
-                self.queue.pop_front();
-                self.write(front, &built, path)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, shard: usize, built: &BuiltShard, path: &Path) -> Result<()> {
-        while self.next_to_write < shard {
-            encode_shard_entry(&BuiltShard::default(), self.data.len, &mut self.table);
-            self.next_to_write += 1;
-        }
-        encode_shard_entry(built, self.data.len, &mut self.table);
-        let err = |e| Error::io(path, "cannot write a temporary filter file for", e);
-        self.data.write(&built.bytes).map_err(err)?;
-        self.data.pad_to_8().map_err(err)?;
-        self.next_to_write = shard + 1;
-        Ok(())
-    }
-
-    fn finish(&mut self, path: &Path) -> Result<()> {
-        self.collect(0, path)?;
-        while self.next_to_write < 1 << self.bits {
-            encode_shard_entry(&BuiltShard::default(), self.data.len, &mut self.table);
-            self.next_to_write += 1;
-        }
-        Ok(())
-    }
-}
-
 /// Writes an index from entries pushed in hash order.
 pub struct IndexWriter {
     kind: HashKind,
     filter: FilterKind,
-    shard_bits: u8,
     target: PathBuf,
     temp: Option<tempfile::NamedTempFile>,
     temp_path: PathBuf,
     records: CrcWriter,
     overflow: CrcWriter,
     huge: Vec<u8>,
-    shards: ShardBuilds,
     bucket_starts: Vec<u64>,
     overflow_starts: Vec<u64>,
     next_bucket: usize,
@@ -170,21 +81,13 @@ pub struct IndexWriter {
     position_in_bucket: u64,
     pending_entry: Option<Entry>,
     count_sum: u128,
-    shard_keys: Vec<u64>,
-    current_shard: usize,
     sources: Vec<SourceInfo>,
     record_buf: [u8; 20],
 }
 
 impl IndexWriter {
     /// Starts an index at `target`, writing under a temporary name in the same folder.
-    /// `expected_hashes` (an estimate) sizes the filter's shards.
-    pub fn create(
-        target: &Path,
-        kind: HashKind,
-        filter: FilterKind,
-        expected_hashes: u64,
-    ) -> Result<IndexWriter> {
+    pub fn create(target: &Path, kind: HashKind, filter: FilterKind) -> Result<IndexWriter> {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -212,30 +115,15 @@ impl IndexWriter {
                 .map_err(|e| Error::io(&dir, what, e))
                 .map(CrcWriter::new)
         };
-        let shard_bits = shard_bits_for(expected_hashes);
-        let (sender, receiver) = std::sync::mpsc::channel();
         Ok(IndexWriter {
             kind,
             filter,
-            shard_bits,
             target: target.to_path_buf(),
             temp: Some(temp),
             temp_path,
             records: CrcWriter::new(file),
             overflow: scratch("cannot create a temporary overflow file in")?,
             huge: Vec::new(),
-            shards: ShardBuilds {
-                kind: filter,
-                bits: shard_bits,
-                sender,
-                receiver,
-                queue: Default::default(),
-                done: Default::default(),
-                outstanding_keys: 0,
-                table: Vec::new(),
-                data: scratch("cannot create a temporary filter file in")?,
-                next_to_write: 0,
-            },
             bucket_starts: vec![0; BUCKETS + 1],
             overflow_starts: vec![0; BUCKETS + 1],
             next_bucket: 0,
@@ -244,8 +132,6 @@ impl IndexWriter {
             position_in_bucket: 0,
             pending_entry: None,
             count_sum: 0,
-            shard_keys: Vec::new(),
-            current_shard: 0,
             sources: Vec::new(),
             record_buf: [0; 20],
         })
@@ -310,14 +196,6 @@ impl IndexWriter {
         self.position_in_bucket += 1;
         self.count_sum += entry.count as u128;
 
-        if self.filter != FilterKind::None {
-            let shard = shard_of(&entry.hash, self.shard_bits);
-            if shard != self.current_shard {
-                self.close_shard()?;
-                self.current_shard = shard;
-            }
-            self.shard_keys.push(filter_key(&entry.hash));
-        }
         Ok(())
     }
 
@@ -346,26 +224,15 @@ impl IndexWriter {
         Ok(())
     }
 
-    fn close_shard(&mut self) -> Result<()> {
-        if !self.shard_keys.is_empty() {
-            let keys = std::mem::take(&mut self.shard_keys);
-            self.shards.start(self.current_shard, keys);
-        }
-        self.shards.collect(OUTSTANDING_KEYS_LIMIT, &self.temp_path)
-    }
-
-    /// Writes the remaining parts, syncs the file and renames it into place.
-    pub fn finish(mut self) -> Result<IndexSummary> {
+    /// Builds the filter, writes the remaining parts, syncs the file and renames it into
+    /// place.
+    pub fn finish(mut self, progress: &dyn BuildProgress) -> Result<IndexSummary> {
         if let Some(last) = self.pending_entry.take() {
             self.emit(last)?;
         }
         for b in self.next_bucket..=BUCKETS {
             self.bucket_starts[b] = self.records_written;
             self.overflow_starts[b] = self.overflow_written;
-        }
-        if self.filter != FilterKind::None {
-            self.close_shard()?;
-            self.shards.finish(&self.temp_path)?;
         }
         let temp_path = self.temp_path.clone();
         let io = |e| Error::io(&temp_path, "cannot write", e);
@@ -413,33 +280,43 @@ impl IndexWriter {
             &mut offset,
         );
         out.pad_to_8().map_err(io)?;
-        append_memory_section(
-            &mut sections,
-            SectionId::HugeCounts,
-            &self.huge,
+        append_memory_section(&mut sections, SectionId::HugeCounts, &self.huge, out, &mut offset)
+            .map_err(io)?;
+
+        // The filter, built from the records just written, now that their number is known.
+        let shard_bits = if self.filter == FilterKind::None {
+            0
+        } else {
+            shard_bits_for(self.records_written)
+        };
+        out.out.flush().map_err(io)?;
+        let map = MappedFile::from_file(out.out.get_ref(), &temp_path)?;
+        let start = records_offset() as usize;
+        let end = start + self.records_written as usize * record_len(self.kind);
+        let records = if start == end { Some(&[][..]) } else { map.bytes().get(start..end) };
+        let records = records.ok_or_else(|| {
+            Error::io(&temp_path, "cannot read back", std::io::Error::other("short file"))
+        })?;
+        let data_start = out.len;
+        let (table, data_crc) = build_filter(
+            self.filter,
+            shard_bits,
+            record_len(self.kind),
+            records,
+            &self.bucket_starts,
             out,
-            &mut offset,
+            progress,
         )
-        .map_err(io)?;
-        let table = std::mem::take(&mut self.shards.table);
-        append_memory_section(
-            &mut sections,
-            SectionId::FilterTable,
-            &table,
-            out,
-            &mut offset,
-        )
-        .map_err(io)?;
-        let data_crc = self.shards.data.crc.clone().finalize();
-        let data_len = copy_scratch(&mut self.shards.data, out).map_err(io)?;
-        append_scratch_section(
-            &mut sections,
-            SectionId::FilterData,
-            data_crc,
-            data_len,
-            &mut offset,
-        );
+        .map_err(|e| match e {
+            FilterBuildError::Io(e) => io(e),
+            FilterBuildError::Build(m) => Error::Invalid(m),
+        })?;
+        drop(map);
+        let data_len = out.len - data_start;
+        append_scratch_section(&mut sections, SectionId::FilterData, data_crc, data_len, &mut offset);
         out.pad_to_8().map_err(io)?;
+        append_memory_section(&mut sections, SectionId::FilterTable, &table, out, &mut offset)
+            .map_err(io)?;
         let sources = encode_sources(&self.sources);
         sections.push(Section {
             id: SectionId::Sources,
@@ -455,11 +332,7 @@ impl IndexWriter {
             version: FORMAT_VERSION,
             kind: self.kind,
             filter: self.filter,
-            shard_bits: if self.filter == FilterKind::None {
-                0
-            } else {
-                self.shard_bits
-            },
+            shard_bits,
             hash_count: self.records_written,
             count_sum: self.count_sum,
             file_len,
@@ -499,6 +372,66 @@ impl IndexWriter {
             file_len,
         })
     }
+}
+
+enum FilterBuildError {
+    Io(std::io::Error),
+    Build(String),
+}
+
+/// Builds each shard's filter from its records, a batch of shards in parallel, and appends
+/// the fingerprints to `out`. Returns the filter table and the CRC of the fingerprints.
+fn build_filter(
+    kind: FilterKind,
+    shard_bits: u8,
+    record_len: usize,
+    records: &[u8],
+    bucket_starts: &[u64],
+    out: &mut CrcWriter,
+    progress: &dyn BuildProgress,
+) -> std::result::Result<(Vec<u8>, u32), FilterBuildError> {
+    let mut table = Vec::new();
+    let mut crc = crc32fast::Hasher::new();
+    if kind == FilterKind::None {
+        return Ok((table, crc.finalize()));
+    }
+    progress.phase("building filter", records.len() as u64);
+    let shards = 1usize << shard_bits;
+    let buckets_per_shard = BUCKETS >> shard_bits;
+    let shard_ids: Vec<usize> = (0..shards).collect();
+    let data_start = out.len;
+    for batch in shard_ids.chunks(rayon::current_num_threads().max(1)) {
+        let built: Vec<std::result::Result<BuiltShard, String>> = batch
+            .par_iter()
+            .map(|&shard| {
+                let first = shard * buckets_per_shard;
+                let last = first + buckets_per_shard;
+                let (lo, hi) = (bucket_starts[first] as usize, bucket_starts[last] as usize);
+                let mut keys = Vec::with_capacity(hi - lo);
+                for bucket in first..last {
+                    let (a, b) = (bucket_starts[bucket] as usize, bucket_starts[bucket + 1] as usize);
+                    for rec in records[a * record_len..b * record_len].chunks_exact(record_len) {
+                        keys.push(filter_key(&record_hash(bucket as u32, rec)));
+                    }
+                }
+                let result = build_shard(kind, &mut keys);
+                progress.advance(((hi - lo) * record_len) as u64, 0);
+                result
+            })
+            .collect();
+        for (&shard, result) in batch.iter().zip(built) {
+            let shard_filter = result.map_err(|e| {
+                FilterBuildError::Build(format!("building the filter of shard {shard} failed: {e}"))
+            })?;
+            encode_shard_entry(&shard_filter, out.len - data_start, &mut table);
+            crc.update(&shard_filter.bytes);
+            out.write(&shard_filter.bytes).map_err(FilterBuildError::Io)?;
+            let pad = (align8(out.len - data_start) - (out.len - data_start)) as usize;
+            crc.update(&[0u8; 8][..pad]);
+            out.write(&[0u8; 8][..pad]).map_err(FilterBuildError::Io)?;
+        }
+    }
+    Ok((table, crc.finalize()))
 }
 
 /// Copies a scratch file's contents to `out` (not through its CRC, which the caller takes).

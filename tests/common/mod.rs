@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: a HashMap model and dump writers.
+#![allow(dead_code)]
+
+use leakdex::hash::{encode_hex_into, prefix_of};
+use leakdex::range::write_decimal;
+use leakdex::{build_index, BuildOptions, HashBytes, HashKind, Index, NoProgress};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The model: every hash with the sum of its counts.
+pub type Model = HashMap<HashBytes, u64>;
+
+/// Adds an entry to the model as the index should (counts summed).
+pub fn model_add(model: &mut Model, hash: HashBytes, count: u64) {
+    *model.entry(hash).or_insert(0) += count;
+}
+
+/// The range body the model says `prefix` should have.
+pub fn model_range(model: &Model, kind: HashKind, prefix: u32) -> Vec<u8> {
+    let mut rows: Vec<(&HashBytes, &u64)> = model
+        .iter()
+        .filter(|(h, _)| prefix_of(h) == prefix)
+        .collect();
+    rows.sort();
+    let mut out = Vec::new();
+    for (i, (h, c)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut hex = Vec::new();
+        encode_hex_into(&h[..kind.byte_len()], &mut hex);
+        out.extend_from_slice(&hex[5..]);
+        out.push(b':');
+        write_decimal(**c, &mut out);
+    }
+    out
+}
+
+/// Upper-case hex of a hash.
+pub fn hex(hash: &HashBytes, kind: HashKind) -> String {
+    leakdex::hash::hash_to_hex(hash, kind)
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Builds an index from dump text and opens it.
+pub fn build_from_text(dir: &Path, text: &[u8], options: &BuildOptions) -> leakdex::Result<Index> {
+    let input = write_file(dir, "dump.txt", text);
+    let output = dir.join("index.ldx");
+    build_index(&[input], &output, options, &NoProgress)?;
+    Index::open(&output)
+}
+
+/// A random hash from a small seed, with the prefix drawn from `prefixes`.
+pub fn hash_from(seed: u64, prefix: u32, kind: HashKind) -> HashBytes {
+    let mut h = [0u8; 20];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    for b in h.iter_mut() {
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        *b = (x >> 56) as u8;
+    }
+    h[0] = (prefix >> 12) as u8;
+    h[1] = (prefix >> 4) as u8;
+    h[2] = ((prefix as u8 & 0x0F) << 4) | (h[2] & 0x0F);
+    h[kind.byte_len()..].fill(0);
+    h
+}
