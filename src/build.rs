@@ -128,41 +128,82 @@ fn build_streaming(
     progress: &dyn BuildProgress,
 ) -> Result<Option<IndexSummary>> {
     let mut writer = IndexWriter::create(output, kind, options.filter)?;
-    let batch_len = rayon::current_num_threads() * 2;
-    let mut buffers: Vec<Vec<Entry>> = (0..batch_len).map(|_| Vec::new()).collect();
     for (path, map) in inputs.iter().zip(maps) {
-        let data = map.bytes();
-        let chunks = split_chunks(data, options.chunk_size);
-        let mut lines = 0u64;
-        for batch in chunks.chunks(batch_len) {
-            let results: Vec<std::result::Result<dump::ChunkStats, ChunkError>> = batch
-                .par_iter()
-                .zip(buffers.par_iter_mut())
-                .map(|(range, buf)| {
+        match stream_input(path, map, kind, options, &mut writer, progress)? {
+            Some(lines) => writer.add_source(source_info(path, map.bytes(), lines)),
+            None => return Ok(None),
+        }
+    }
+    writer.finish(progress).map(Some)
+}
+
+/// A batch of parsed chunks: each chunk's byte range, outcome and entries.
+type ParsedBatch = Vec<(
+    std::ops::Range<usize>,
+    std::result::Result<dump::ChunkStats, ChunkError>,
+    Vec<Entry>,
+)>;
+
+/// Streams one input into the writer: a thread parses the next batch of chunks on the pool
+/// while this one pushes the current batch. Returns the lines read, or `None` when the input
+/// is out of order.
+fn stream_input(
+    path: &Path,
+    map: &MappedFile,
+    kind: HashKind,
+    options: &BuildOptions,
+    writer: &mut IndexWriter,
+    progress: &dyn BuildProgress,
+) -> Result<Option<u64>> {
+    let data = map.bytes();
+    let chunks = split_chunks(data, options.chunk_size);
+    let batch_len = rayon::current_num_threads() * 2;
+    let (batches, parsed) = std::sync::mpsc::sync_channel::<ParsedBatch>(1);
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Entry>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for batch in chunks.chunks(batch_len) {
+                let mut parsed: ParsedBatch = batch
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.clone(),
+                            Ok(Default::default()),
+                            recycled.try_recv().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                parsed.par_iter_mut().for_each(|(range, result, buf)| {
                     buf.clear();
-                    parse_chunk(&data[range.clone()], kind, buf)
-                })
-                .collect();
-            for ((range, result), buf) in batch.iter().zip(results).zip(&buffers) {
+                    *result = parse_chunk(&data[range.clone()], kind, buf);
+                });
+                if batches.send(parsed).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lines = 0u64;
+        for batch in parsed {
+            let mut span = usize::MAX..0;
+            for (range, result, buf) in batch {
                 let stats = result.map_err(|e| parse_error(path, data, range.start, e))?;
                 if !stats.sorted {
                     return Ok(None);
                 }
-                for entry in buf {
+                for entry in &buf {
                     if writer.push(*entry)?.is_err() {
                         return Ok(None);
                     }
                 }
                 lines += stats.lines;
                 progress.advance(range.len() as u64, stats.lines);
+                span = span.start.min(range.start)..span.end.max(range.end);
+                let _ = recycle.send(buf);
             }
-            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
-                map.release(first.start..last.end);
-            }
+            map.release(span);
         }
-        writer.add_source(source_info(path, data, lines));
-    }
-    writer.finish(progress).map(Some)
+        Ok(Some(lines))
+    })
 }
 
 /// Memory this machine has available, from `/proc/meminfo` where there is one.

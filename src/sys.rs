@@ -77,7 +77,11 @@ impl MappedFile {
                 // MADV_DONTNEED a later read of these pages sees the file's contents again,
                 // which are the same bytes any outstanding `&[u8]` refers to.
                 let _ = unsafe {
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
                 };
             }
         }

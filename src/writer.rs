@@ -6,11 +6,11 @@
 //! synced, and renamed into place by [`IndexWriter::finish`]; dropping an unfinished writer
 //! removes it.
 
+use crate::build::BuildProgress;
 use crate::dump::Entry;
 use crate::error::{Error, Result};
 use crate::filter::{build_shard, encode_shard_entry, BuiltShard};
 use crate::format::*;
-use crate::build::BuildProgress;
 use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
 use crate::sys::MappedFile;
 use rayon::prelude::*;
@@ -280,8 +280,14 @@ impl IndexWriter {
             &mut offset,
         );
         out.pad_to_8().map_err(io)?;
-        append_memory_section(&mut sections, SectionId::HugeCounts, &self.huge, out, &mut offset)
-            .map_err(io)?;
+        append_memory_section(
+            &mut sections,
+            SectionId::HugeCounts,
+            &self.huge,
+            out,
+            &mut offset,
+        )
+        .map_err(io)?;
 
         // The filter, built from the records just written, now that their number is known.
         let shard_bits = if self.filter == FilterKind::None {
@@ -293,9 +299,17 @@ impl IndexWriter {
         let map = MappedFile::from_file(out.out.get_ref(), &temp_path)?;
         let start = records_offset() as usize;
         let end = start + self.records_written as usize * record_len(self.kind);
-        let records = if start == end { Some(&[][..]) } else { map.bytes().get(start..end) };
+        let records = if start == end {
+            Some(&[][..])
+        } else {
+            map.bytes().get(start..end)
+        };
         let records = records.ok_or_else(|| {
-            Error::io(&temp_path, "cannot read back", std::io::Error::other("short file"))
+            Error::io(
+                &temp_path,
+                "cannot read back",
+                std::io::Error::other("short file"),
+            )
         })?;
         let data_start = out.len;
         let (table, data_crc) = build_filter(
@@ -306,6 +320,7 @@ impl IndexWriter {
             &self.bucket_starts,
             out,
             progress,
+            &|r: std::ops::Range<usize>| map.release(r.start + start..r.end + start),
         )
         .map_err(|e| match e {
             FilterBuildError::Io(e) => io(e),
@@ -313,10 +328,22 @@ impl IndexWriter {
         })?;
         drop(map);
         let data_len = out.len - data_start;
-        append_scratch_section(&mut sections, SectionId::FilterData, data_crc, data_len, &mut offset);
+        append_scratch_section(
+            &mut sections,
+            SectionId::FilterData,
+            data_crc,
+            data_len,
+            &mut offset,
+        );
         out.pad_to_8().map_err(io)?;
-        append_memory_section(&mut sections, SectionId::FilterTable, &table, out, &mut offset)
-            .map_err(io)?;
+        append_memory_section(
+            &mut sections,
+            SectionId::FilterTable,
+            &table,
+            out,
+            &mut offset,
+        )
+        .map_err(io)?;
         let sources = encode_sources(&self.sources);
         sections.push(Section {
             id: SectionId::Sources,
@@ -389,6 +416,7 @@ fn build_filter(
     bucket_starts: &[u64],
     out: &mut CrcWriter,
     progress: &dyn BuildProgress,
+    release: &dyn Fn(std::ops::Range<usize>),
 ) -> std::result::Result<(Vec<u8>, u32), FilterBuildError> {
     let mut table = Vec::new();
     let mut crc = crc32fast::Hasher::new();
@@ -409,7 +437,10 @@ fn build_filter(
                 let (lo, hi) = (bucket_starts[first] as usize, bucket_starts[last] as usize);
                 let mut keys = Vec::with_capacity(hi - lo);
                 for bucket in first..last {
-                    let (a, b) = (bucket_starts[bucket] as usize, bucket_starts[bucket + 1] as usize);
+                    let (a, b) = (
+                        bucket_starts[bucket] as usize,
+                        bucket_starts[bucket + 1] as usize,
+                    );
                     for rec in records[a * record_len..b * record_len].chunks_exact(record_len) {
                         keys.push(filter_key(&record_hash(bucket as u32, rec)));
                     }
@@ -419,13 +450,19 @@ fn build_filter(
                 result
             })
             .collect();
+        if let (Some(&first), Some(&last)) = (batch.first(), batch.last()) {
+            let lo = bucket_starts[first * buckets_per_shard] as usize * record_len;
+            let hi = bucket_starts[(last + 1) * buckets_per_shard] as usize * record_len;
+            release(lo..hi);
+        }
         for (&shard, result) in batch.iter().zip(built) {
             let shard_filter = result.map_err(|e| {
                 FilterBuildError::Build(format!("building the filter of shard {shard} failed: {e}"))
             })?;
             encode_shard_entry(&shard_filter, out.len - data_start, &mut table);
             crc.update(&shard_filter.bytes);
-            out.write(&shard_filter.bytes).map_err(FilterBuildError::Io)?;
+            out.write(&shard_filter.bytes)
+                .map_err(FilterBuildError::Io)?;
             let pad = (align8(out.len - data_start) - (out.len - data_start)) as usize;
             crc.update(&[0u8; 8][..pad]);
             out.write(&[0u8; 8][..pad]).map_err(FilterBuildError::Io)?;

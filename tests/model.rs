@@ -35,16 +35,18 @@ fn line_strategy() -> impl Strategy<Value = Line> {
         count_strategy(),
         any::<(bool, bool, bool, bool, bool)>(),
     )
-        .prop_map(|(seed, prefix_pick, count, (bare, lower, crlf, bom, blank))| Line {
-            seed,
-            prefix_pick,
-            count,
-            bare,
-            lower,
-            crlf,
-            bom: bom && seed % 5 == 0,
-            blank_after: blank && seed % 7 == 0,
-        })
+        .prop_map(
+            |(seed, prefix_pick, count, (bare, lower, crlf, bom, blank))| Line {
+                seed,
+                prefix_pick,
+                count,
+                bare,
+                lower,
+                crlf,
+                bom: bom && seed % 5 == 0,
+                blank_after: blank && seed % 7 == 0,
+            },
+        )
 }
 
 /// Prefixes that crowd some buckets and leave neighbours empty.
@@ -178,13 +180,21 @@ fn sorted_and_unsorted_builds_give_the_same_bytes() {
         let (text, _) = render(&lines, HashKind::Sha1, sort);
         let input = write_file(dir.path(), "in.txt", &text);
         let out = dir.path().join(format!("out-{}.ldx", outputs.len()));
-        leakdex::build_index(&[input], &out, &BuildOptions::default(), &leakdex::NoProgress)
-            .unwrap();
+        leakdex::build_index(
+            &[input],
+            &out,
+            &BuildOptions::default(),
+            &leakdex::NoProgress,
+        )
+        .unwrap();
         outputs.push(std::fs::read(&out).unwrap());
     }
     // Same content, same options: same bytes, whether the input was sorted or not.
     assert!(outputs[0] == outputs[2], "rebuilding changed the bytes");
-    assert!(outputs[0] == outputs[1], "sorted and unsorted input gave different bytes");
+    assert!(
+        outputs[0] == outputs[1],
+        "sorted and unsorted input gave different bytes"
+    );
 }
 
 #[test]
@@ -201,7 +211,9 @@ fn a_large_build_matches_the_model_and_shards_its_filter() {
     leakdex::generate::generate(&options, &mut text).unwrap();
     let mut model = Model::new();
     for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let e = leakdex::dump::parse_line(line, HashKind::Sha1).unwrap().unwrap();
+        let e = leakdex::dump::parse_line(line, HashKind::Sha1)
+            .unwrap()
+            .unwrap();
         model_add(&mut model, e.hash, e.count);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -211,7 +223,9 @@ fn a_large_build_matches_the_model_and_shards_its_filter() {
     for (h, &c) in model.iter().step_by(97) {
         assert_eq!(index.check(h).unwrap(), Some(c));
     }
-    let (hash, count) = index.check_password(b"correct horse battery staple").unwrap();
+    let (hash, count) = index
+        .check_password(b"correct horse battery staple")
+        .unwrap();
     assert_eq!(count, Some(5_000_000_000));
     assert_eq!(model.get(&hash), Some(&5_000_000_000));
     index.verify().unwrap();
