@@ -137,6 +137,12 @@ fn build_streaming(
     writer.finish(progress).map(Some)
 }
 
+/// A chunk parsed on its own: its start, and its entries or the error in it.
+type ParsedChunk = (
+    usize,
+    std::result::Result<(Vec<Entry>, dump::ChunkStats), ChunkError>,
+);
+
 /// A batch of parsed chunks: each chunk's byte range, outcome and entries.
 type ParsedBatch = Vec<(
     std::ops::Range<usize>,
@@ -184,7 +190,7 @@ fn stream_input(
         });
         let mut lines = 0u64;
         for batch in parsed {
-            let mut span = usize::MAX..0;
+            let (mut lo, mut hi) = (usize::MAX, 0);
             for (range, result, buf) in batch {
                 let stats = result.map_err(|e| parse_error(path, data, range.start, e))?;
                 if !stats.sorted {
@@ -197,10 +203,11 @@ fn stream_input(
                 }
                 lines += stats.lines;
                 progress.advance(range.len() as u64, stats.lines);
-                span = span.start.min(range.start)..span.end.max(range.end);
+                lo = lo.min(range.start);
+                hi = hi.max(range.end);
                 let _ = recycle.send(buf);
             }
-            map.release(span);
+            map.release(lo..hi);
         }
         Ok(Some(lines))
     })
@@ -248,10 +255,7 @@ fn build_in_memory(
     for (path, map) in inputs.iter().zip(maps) {
         let data = map.bytes();
         let chunks = split_chunks(data, options.chunk_size);
-        let parsed: Vec<(
-            usize,
-            std::result::Result<(Vec<Entry>, dump::ChunkStats), ChunkError>,
-        )> = chunks
+        let parsed: Vec<ParsedChunk> = chunks
             .par_iter()
             .map(|range| {
                 let mut buf = Vec::new();

@@ -153,7 +153,7 @@ impl ShardedFilter {
             if count > 0 {
                 let valid = seg_len.is_power_of_two()
                     && mask == seg_len - 1
-                    && seg_count_len % seg_len == 0
+                    && seg_count_len.is_multiple_of(seg_len)
                     && seg_count_len + 2 * seg_len <= count
                     && count <= u32::MAX as u64;
                 if !valid {

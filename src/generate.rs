@@ -26,7 +26,7 @@ impl SplitMix64 {
 
     /// The next 64 random bits.
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -37,20 +37,20 @@ impl SplitMix64 {
     /// A uniform float in (0, 1].
     #[inline]
     pub fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+        ((self.next_bits() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 }
 
 impl rand::RngCore for SplitMix64 {
     fn next_u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
+        (self.next_bits() >> 32) as u32
     }
     fn next_u64(&mut self) -> u64 {
-        self.next()
+        self.next_bits()
     }
     fn fill_bytes(&mut self, dst: &mut [u8]) {
         for chunk in dst.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
+            let v = self.next_bits().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
@@ -125,18 +125,18 @@ fn bucket_entries(
     while (out.len() as u64) < n {
         for _ in out.len() as u64..n {
             let mut h: HashBytes = [0; 20];
-            let a = rng.next().to_be_bytes();
-            let b = rng.next().to_be_bytes();
+            let a = rng.next_bits().to_be_bytes();
+            let b = rng.next_bits().to_be_bytes();
             h[3..11].copy_from_slice(&a);
             h[11..19].copy_from_slice(&b);
-            h[19] = rng.next() as u8;
+            h[19] = rng.next_bits() as u8;
             h[bytes..].fill(0);
             h[0] = (bucket >> 12) as u8;
             h[1] = (bucket >> 4) as u8;
             h[2] = ((bucket as u8 & 0x0F) << 4) | (a[7] & 0x0F);
             out.push((h, draw_count(&mut rng)));
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.sort_unstable_by_key(|a| a.0);
         out.dedup_by(|a, b| a.0 == b.0);
     }
     for (h, c) in known {
@@ -171,8 +171,8 @@ pub fn generate<W: Write>(options: &GenerateOptions, out: &mut W) -> std::io::Re
                 let mut text = Vec::new();
                 let mut entries = Vec::new();
                 let mut n_lines = 0;
-                for bucket in g * group..(g + 1) * group {
-                    bucket_entries(bucket as u32, counts[bucket], options, &known, &mut entries);
+                for (bucket, &n) in counts.iter().enumerate().skip(g * group).take(group) {
+                    bucket_entries(bucket as u32, n, options, &known, &mut entries);
                     for (h, c) in &entries {
                         for &b in &h[..hex_bytes] {
                             text.extend_from_slice(&HEX_PAIRS[b as usize]);

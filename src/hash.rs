@@ -160,7 +160,7 @@ pub fn hex_digit(b: u8) -> Option<u8> {
 /// Returns `None` when a character is not a hex digit or the length is odd or too long.
 #[inline]
 pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
-    if hex.len() % 2 != 0 || hex.len() > 40 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 40 {
         return None;
     }
     let mut out = [0u8; 20];

@@ -139,7 +139,7 @@ impl Index {
             };
             let end = offset.checked_add(len);
             if read_u32(table, at) != Some(*id as u32)
-                || offset % 8 != 0
+                || !offset.is_multiple_of(8)
                 || offset < prev_end
                 || end.is_none_or(|e| e > bytes.len() as u64)
             {

@@ -5,7 +5,7 @@
 //! [`Index::check`] for one hash, [`Index::check_password`] for a password, and
 //! [`Index::write_range`] for the k-anonymity range body of a 5-hex prefix.
 //!
-//! The index file format is specified in [`format`].
+//! The index file format is specified in [`mod@format`].
 #![deny(missing_docs)]
 
 pub mod build;

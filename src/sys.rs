@@ -29,11 +29,11 @@ impl MappedFile {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
-        if meta.is_dir() {
+        if !meta.is_file() {
             return Err(Error::io(
                 path,
-                "cannot read",
-                std::io::Error::other("is a directory"),
+                "cannot memory-map",
+                std::io::Error::other("not a regular file (a pipe or folder cannot be mapped)"),
             ));
         }
         if meta.len() == 0 {

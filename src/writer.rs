@@ -98,9 +98,16 @@ impl IndexWriter {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(file_name);
         prefix.push(".");
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".leakdex-tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".leakdex-tmp");
+        // An index holds no secrets (it is built from a published dump): readable by all, like
+        // any file the user creates, rather than tempfile's private 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let temp = builder
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, "cannot create a temporary index file in", e))?;
         let temp_path = temp.path().to_path_buf();
@@ -312,20 +319,21 @@ impl IndexWriter {
             )
         })?;
         let data_start = out.len;
-        let (table, data_crc) = build_filter(
-            self.filter,
+        let store = WrittenStore {
+            kind: self.filter,
             shard_bits,
-            record_len(self.kind),
+            record_len: record_len(self.kind),
             records,
-            &self.bucket_starts,
-            out,
-            progress,
-            &|r: std::ops::Range<usize>| map.release(r.start + start..r.end + start),
-        )
-        .map_err(|e| match e {
-            FilterBuildError::Io(e) => io(e),
-            FilterBuildError::Build(m) => Error::Invalid(m),
-        })?;
+            bucket_starts: &self.bucket_starts,
+        };
+        let (table, data_crc) =
+            build_filter(&store, out, progress, &|r: std::ops::Range<usize>| {
+                map.release(r.start + start..r.end + start)
+            })
+            .map_err(|e| match e {
+                FilterBuildError::Io(e) => io(e),
+                FilterBuildError::Build(m) => Error::Invalid(m),
+            })?;
         drop(map);
         let data_len = out.len - data_start;
         append_scratch_section(
@@ -401,6 +409,15 @@ impl IndexWriter {
     }
 }
 
+/// The records written so far, read back to build the filter from.
+struct WrittenStore<'a> {
+    kind: FilterKind,
+    shard_bits: u8,
+    record_len: usize,
+    records: &'a [u8],
+    bucket_starts: &'a [u64],
+}
+
 enum FilterBuildError {
     Io(std::io::Error),
     Build(String),
@@ -409,15 +426,18 @@ enum FilterBuildError {
 /// Builds each shard's filter from its records, a batch of shards in parallel, and appends
 /// the fingerprints to `out`. Returns the filter table and the CRC of the fingerprints.
 fn build_filter(
-    kind: FilterKind,
-    shard_bits: u8,
-    record_len: usize,
-    records: &[u8],
-    bucket_starts: &[u64],
+    store: &WrittenStore,
     out: &mut CrcWriter,
     progress: &dyn BuildProgress,
     release: &dyn Fn(std::ops::Range<usize>),
 ) -> std::result::Result<(Vec<u8>, u32), FilterBuildError> {
+    let WrittenStore {
+        kind,
+        shard_bits,
+        record_len,
+        records,
+        bucket_starts,
+    } = *store;
     let mut table = Vec::new();
     let mut crc = crc32fast::Hasher::new();
     if kind == FilterKind::None {

@@ -47,7 +47,13 @@ fn build_small(dir: &Path) -> PathBuf {
     let input = small_dump(dir);
     let index = dir.join("small.ldx");
     let out = run(
-        &["build", input.to_str().unwrap(), "-o", index.to_str().unwrap(), "--quiet"],
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+            "--quiet",
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -88,7 +94,15 @@ fn check_exits_0_when_nothing_is_found_and_reads_files() {
     let dir = tempfile::tempdir().unwrap();
     let index = build_small(dir.path());
     let items = write_file(dir.path(), "items.txt", b"nope\nstill nope\n");
-    let out = run(&["check", "-i", index.to_str().unwrap(), items.to_str().unwrap()], b"");
+    let out = run(
+        &[
+            "check",
+            "-i",
+            index.to_str().unwrap(),
+            items.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 2);
     assert!(text(&out.stdout).lines().all(|l| l.ends_with(":0")));
@@ -100,7 +114,14 @@ fn check_hashes_and_json() {
     let index = build_small(dir.path());
     let input = format!("{}\n\n{}\r\n", PASSWORD_SHA1.to_lowercase(), "0".repeat(40));
     let out = run(
-        &["check", "-i", index.to_str().unwrap(), "--hashes", "--json", "-"],
+        &[
+            "check",
+            "-i",
+            index.to_str().unwrap(),
+            "--hashes",
+            "--json",
+            "-",
+        ],
         input.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -142,7 +163,12 @@ fn a_malformed_dump_line_fails_with_file_and_line_and_leaves_nothing() {
     let input = write_file(dir.path(), "dump.txt", dump.as_bytes());
     let index = dir.path().join("out.ldx");
     let out = run(
-        &["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()],
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(2));
@@ -152,22 +178,38 @@ fn a_malformed_dump_line_fails_with_file_and_line_and_leaves_nothing() {
         text(&out.stderr)
     );
     assert!(!index.exists());
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 
     for (bad, why) in [
         (format!("{good}:x1\n"), "is not a whole decimal number"),
         (format!("{good}:\n"), "expected a count"),
-        (format!("{good}:99999999999999999999\n"), "does not fit in 64 bits"),
+        (
+            format!("{good}:99999999999999999999\n"),
+            "does not fit in 64 bits",
+        ),
         (format!("{}:1\n", &good[..38]), "found 38 characters"),
         (format!("{}Z:1\n", &good[..39]), "not a hex digit"),
     ] {
         let input = write_file(dir.path(), "bad.txt", bad.as_bytes());
         let out = run(
-            &["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()],
+            &[
+                "build",
+                input.to_str().unwrap(),
+                "-o",
+                index.to_str().unwrap(),
+            ],
             b"",
         );
         assert_eq!(out.status.code(), Some(2), "{bad}");
-        assert!(text(&out.stderr).contains("bad.txt:1:"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("bad.txt:1:"),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
         assert!(!index.exists());
     }
@@ -178,14 +220,30 @@ fn a_line_of_the_wrong_kind_is_named_even_when_unsorted() {
     let dir = tempfile::tempdir().unwrap();
     let mut dump = String::new();
     for i in (0..200u32).rev() {
-        dump.push_str(&format!("{}:{}\n", hex(&sha1_password(&i.to_le_bytes()), HashKind::Sha1), i + 1));
+        dump.push_str(&format!(
+            "{}:{}\n",
+            hex(&sha1_password(&i.to_le_bytes()), HashKind::Sha1),
+            i + 1
+        ));
     }
     dump.push_str("8846F7EAEE8FB117AD06BDD830B7586C:4\n");
     let input = write_file(dir.path(), "mixed.txt", dump.as_bytes());
     let index = dir.path().join("out.ldx");
-    let out = run(&["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()], b"");
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("mixed.txt:201:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("mixed.txt:201:"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!index.exists());
 }
 
@@ -195,7 +253,15 @@ fn ntlm_is_detected_from_the_first_hash() {
     let dump = "8846F7EAEE8FB117AD06BDD830B7586C:52\r\n";
     let input = write_file(dir.path(), "ntlm.txt", dump.as_bytes());
     let index = dir.path().join("ntlm.ldx");
-    let out = run(&["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()], b"");
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&["check", "-i", index.to_str().unwrap()], b"password\n");
     assert_eq!(out.status.code(), Some(1));
@@ -205,7 +271,11 @@ fn ntlm_is_detected_from_the_first_hash() {
     // A password that is not UTF-8 cannot be hashed for NTLM: an error naming the line.
     let out = run(&["check", "-i", index.to_str().unwrap()], b"ok\n\xff\xfe\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("<stdin>:2:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("<stdin>:2:"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -243,7 +313,15 @@ fn range_bodies_join_rows_with_crlf_in_order() {
     expected.sort();
     let input = write_file(dir.path(), "d.txt", dump.as_bytes());
     let index = dir.path().join("d.ldx");
-    run(&["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()], b"");
+    run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
+        b"",
+    );
     let out = run(&["range", "-i", index.to_str().unwrap(), "abcde"], b"");
     assert_eq!(text(&out.stdout), expected.join("\r\n"));
 }
@@ -253,7 +331,10 @@ fn padded_ranges_hold_800_to_1000_rows_sorted_with_the_real_ones() {
     let dir = tempfile::tempdir().unwrap();
     let index = build_small(dir.path());
     for _ in 0..5 {
-        let out = run(&["range", "-i", index.to_str().unwrap(), "5BAA6", "--pad"], b"");
+        let out = run(
+            &["range", "-i", index.to_str().unwrap(), "5BAA6", "--pad"],
+            b"",
+        );
         assert_eq!(out.status.code(), Some(0));
         let body = text(&out.stdout);
         assert!(!body.ends_with("\r\n"));
@@ -262,7 +343,9 @@ fn padded_ranges_hold_800_to_1000_rows_sorted_with_the_real_ones() {
         assert!(rows.contains(&"1E4C9B93F3F0682250B6CF8331B7EE68FD8:3"));
         assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows out of order");
         assert_eq!(rows.iter().filter(|r| !r.ends_with(":0")).count(), 1);
-        assert!(rows.iter().all(|r| r.len() == 37 && r.as_bytes()[35] == b':'));
+        assert!(rows
+            .iter()
+            .all(|r| r.len() == 37 && r.as_bytes()[35] == b':'));
     }
 }
 
@@ -286,7 +369,16 @@ fn info_verify_and_deterministic_builds() {
 
     let again = dir.path().join("again.ldx");
     let input = dir.path().join("dump.txt");
-    run(&["build", input.to_str().unwrap(), "-o", again.to_str().unwrap(), "-q"], b"");
+    run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            again.to_str().unwrap(),
+            "-q",
+        ],
+        b"",
+    );
     assert!(std::fs::read(&index).unwrap() == std::fs::read(&again).unwrap());
 
     let mut bytes = std::fs::read(&index).unwrap();
@@ -295,7 +387,11 @@ fn info_verify_and_deterministic_builds() {
     std::fs::write(&index, &bytes).unwrap();
     let out = run(&["verify", index.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a valid leakdex index"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a valid leakdex index"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -304,17 +400,29 @@ fn errors_for_missing_files_and_bad_arguments() {
     let missing = dir.path().join("missing.ldx");
     let out = run(&["check", "-i", missing.to_str().unwrap()], b"x\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("missing.ldx"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("missing.ldx"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&["build", missing.to_str().unwrap(), "-o", "x.ldx"], b"");
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["build"], b"");
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["build", "a", "-o", "b", "--filter", "bloom"], b"");
     assert_eq!(out.status.code(), Some(2));
-    let not_index = write_file(dir.path(), "plain.txt", b"hello, world, this is no index at all, not at all....................");
+    let not_index = write_file(
+        dir.path(),
+        "plain.txt",
+        b"hello, world, this is no index at all, not at all....................",
+    );
     let out = run(&["info", not_index.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("wrong magic"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("wrong magic"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -322,7 +430,15 @@ fn empty_dumps_build_empty_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "empty.txt", b"");
     let index = dir.path().join("empty.ldx");
-    let out = run(&["build", input.to_str().unwrap(), "-o", index.to_str().unwrap()], b"");
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&["check", "-i", index.to_str().unwrap()], b"password\n");
     assert_eq!(out.status.code(), Some(0));
@@ -336,14 +452,27 @@ fn several_inputs_and_generated_samples() {
     let dir = tempfile::tempdir().unwrap();
     let sample = dir.path().join("sample.txt");
     let out = run(
-        &["generate", "-n", "20000", "--with-passwords", "-o", sample.to_str().unwrap()],
+        &[
+            "generate",
+            "-n",
+            "20000",
+            "--with-passwords",
+            "-o",
+            sample.to_str().unwrap(),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(0));
     let extra = small_dump(dir.path());
     let index = dir.path().join("both.ldx");
     let out = run(
-        &["build", sample.to_str().unwrap(), extra.to_str().unwrap(), "-o", index.to_str().unwrap()],
+        &[
+            "build",
+            sample.to_str().unwrap(),
+            extra.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -58,7 +58,7 @@ fn render(lines: &[Line], kind: HashKind, sort: bool) -> (Vec<u8>, Model) {
         .map(|l| (hash_from(l.seed, PREFIXES[l.prefix_pick], kind), l))
         .collect();
     if sort {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_by_key(|a| a.0);
     }
     let mut model = Model::new();
     let mut text = Vec::new();

@@ -1,0 +1,192 @@
+//! Damaged, truncated, foreign and future index files: a clear error, never a panic, never a
+//! wrong answer from an index that `verify` accepts.
+
+mod common;
+
+use common::*;
+use leakdex::format::{HEADER_LEN, SECTIONS_START, SECTION_ENTRY_LEN};
+use leakdex::{BuildOptions, Error, FilterKind, HashKind, Index};
+
+/// A small index with every kind of section filled, its bytes and its model.
+fn sample(filter: FilterKind) -> (Vec<u8>, Model, Vec<u32>) {
+    let mut model = Model::new();
+    let mut text = String::new();
+    let prefixes = [0x00000u32, 0x5BAA6, 0x5BAA7, 0xFFFFF];
+    for i in 0..400u64 {
+        let h = hash_from(i, prefixes[(i % 4) as usize], HashKind::Sha1);
+        let count = match i % 5 {
+            0 => 1 + i,
+            1 => 100_000 + i,
+            2 => (1 << 33) + i,
+            _ => i % 14,
+        };
+        model_add(&mut model, h, count);
+        text.push_str(&format!("{}:{count}\n", hex(&h, HashKind::Sha1)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = BuildOptions {
+        filter,
+        ..BuildOptions::default()
+    };
+    let index = build_from_text(dir.path(), text.as_bytes(), &options).unwrap();
+    let bytes = std::fs::read(index.path()).unwrap();
+    let mut touched = prefixes.to_vec();
+    touched.push(0x12345);
+    (bytes, model, touched)
+}
+
+/// Asks every question of an index; must not panic. Returns whether all answers were right.
+fn answers_match(index: &Index, model: &Model, prefixes: &[u32]) -> bool {
+    let mut right = true;
+    for (h, &c) in model {
+        right &= matches!(index.check(h), Ok(Some(x)) if x == c);
+        right &= matches!(index.lookup(h), Ok(Some(x)) if x == c);
+    }
+    for i in 5000..5100u64 {
+        let h = hash_from(i, prefixes[(i % 4) as usize], HashKind::Sha1);
+        right &= matches!(index.check(&h), Ok(None));
+    }
+    for &p in prefixes {
+        match index.range_body(p) {
+            Ok(body) => right &= body == model_range(model, HashKind::Sha1, p),
+            Err(_) => right = false,
+        }
+        let _ = index.write_padded_range(p, &mut rand::rng(), &mut Vec::new());
+    }
+    let _ = index.info();
+    right
+}
+
+fn section_table(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
+    (0..8)
+        .map(|i| {
+            let at = HEADER_LEN + i * SECTION_ENTRY_LEN;
+            let off = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+            let len = u64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap()) as usize;
+            (at, off, len)
+        })
+        .collect()
+}
+
+/// Recomputes every checksum, as a crafted (not merely damaged) file would have.
+fn fix_checksums(bytes: &mut [u8]) {
+    for (at, off, len) in section_table(bytes) {
+        if off.checked_add(len).is_some_and(|e| e <= bytes.len()) {
+            let crc = crc32fast::hash(&bytes[off..off + len]);
+            bytes[at + 24..at + 28].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&bytes[HEADER_LEN..SECTIONS_START]);
+    bytes[56..60].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Positions worth damaging: all of the header and table, and a spread over each section.
+fn positions(bytes: &[u8]) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..SECTIONS_START).collect();
+    for (_, off, len) in section_table(bytes) {
+        if len == 0 {
+            continue;
+        }
+        let step = (len / 24).max(1);
+        out.extend((off..off + len).step_by(step));
+        out.push(off + len - 1);
+    }
+    out
+}
+
+#[test]
+fn the_sample_is_sound() {
+    for filter in [FilterKind::Fuse8, FilterKind::Fuse16, FilterKind::None] {
+        let (bytes, model, prefixes) = sample(filter);
+        let index = Index::from_bytes(&bytes, "sample").unwrap();
+        assert!(answers_match(&index, &model, &prefixes));
+        index.verify().unwrap();
+        assert!(index.overflow_count() > 0);
+    }
+}
+
+#[test]
+fn empty_foreign_truncated_and_future_files_are_refused() {
+    let (bytes, _, _) = sample(FilterKind::Fuse8);
+    let err = Index::from_bytes(&[], "empty.ldx").unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("empty.ldx: not a valid leakdex index: the file is empty"));
+    let err = Index::from_bytes(b"HASH:COUNT\r\n", "dump.txt").unwrap_err();
+    assert!(err.to_string().contains("wrong magic"), "{err}");
+
+    let mut lengths: Vec<usize> = (0..SECTIONS_START + 16).collect();
+    lengths.extend((0..bytes.len()).step_by(4099));
+    lengths.extend([bytes.len() - 1, bytes.len() - 8]);
+    for len in lengths {
+        let err = Index::from_bytes(&bytes[..len], "cut.ldx").unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "length {len}: {err}");
+    }
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 8]);
+    assert!(Index::from_bytes(&longer, "long.ldx").is_err());
+
+    let mut future = bytes.clone();
+    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    fix_checksums(&mut future);
+    let err = Index::from_bytes(&future, "future.ldx").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer than this leakdex reads"));
+}
+
+#[test]
+fn flipped_bytes_are_caught_by_open_or_verify() {
+    for filter in [FilterKind::Fuse8, FilterKind::Fuse16] {
+        let (bytes, model, prefixes) = sample(filter);
+        for pos in positions(&bytes) {
+            let mut damaged = bytes.clone();
+            damaged[pos] ^= 0x10;
+            let Ok(index) = Index::from_bytes(&damaged, "damaged.ldx") else {
+                continue;
+            };
+            let right = answers_match(&index, &model, &prefixes);
+            if index.verify().is_ok() {
+                // Only padding between sections is outside every checksum.
+                assert!(right, "byte {pos}: verify passed but answers are wrong");
+            }
+        }
+    }
+}
+
+#[test]
+fn crafted_files_with_valid_checksums_never_panic() {
+    let (bytes, model, prefixes) = sample(FilterKind::Fuse16);
+    let mut seed = 0x5eed_u64;
+    for pos in positions(&bytes) {
+        for _ in 0..2 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut crafted = bytes.clone();
+            crafted[pos] = (seed >> 56) as u8;
+            fix_checksums(&mut crafted);
+            if let Ok(index) = Index::from_bytes(&crafted, "crafted.ldx") {
+                let right = answers_match(&index, &model, &prefixes);
+                if index.verify().is_ok() && !right {
+                    // Verify re-derives everything but the hashes themselves: a crafted
+                    // file may rename a hash consistently. It must still be well-formed.
+                    for &p in &prefixes {
+                        index.range_body(p).unwrap();
+                    }
+                }
+            }
+        }
+    }
+}

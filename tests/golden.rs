@@ -1,0 +1,116 @@
+//! Golden indexes of format version 1, committed under `tests/data/`: every later version of
+//! leakdex must open them and answer from them, or refuse them with a clear version error.
+
+mod common;
+
+use common::*;
+use leakdex::{BuildOptions, FilterKind, HashKind, Index};
+use std::io::Read;
+use std::path::Path;
+
+fn data(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn gunzip(name: &str) -> Vec<u8> {
+    let file = std::fs::File::open(data(name)).unwrap();
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn model_of(name: &str, kind: HashKind) -> Model {
+    let text = std::fs::read(data(name)).unwrap();
+    let mut model = Model::new();
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(e) = leakdex::dump::parse_line(line, kind).unwrap() {
+            model_add(&mut model, e.hash, e.count);
+        }
+    }
+    model
+}
+
+fn check_golden(index_name: &str, dump_name: &str, kind: HashKind, filter: FilterKind) {
+    let bytes = gunzip(index_name);
+    let index = Index::from_bytes(&bytes, index_name).unwrap();
+    assert_eq!(index.header().version, 1);
+    assert_eq!(index.kind(), kind);
+    assert_eq!(index.filter().kind(), filter);
+    index.verify().unwrap();
+    let model = model_of(dump_name, kind);
+    assert_eq!(index.hash_count(), model.len() as u64);
+    for (h, &c) in &model {
+        assert_eq!(index.check(h).unwrap(), Some(c));
+    }
+    let (_, count) = index
+        .check_password(b"correct horse battery staple")
+        .unwrap();
+    assert_eq!(count, Some(5_000_000_000));
+    for p in [0x5BAA6, 0x8846F, 0x00000, 0xFFFFF] {
+        assert!(index.range_body(p).unwrap() == model_range(&model, kind, p));
+    }
+}
+
+#[test]
+fn golden_v1_sha1_opens_and_answers() {
+    check_golden(
+        "golden-v1-sha1.ldx.gz",
+        "golden-v1-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+    );
+}
+
+#[test]
+fn golden_v1_ntlm_opens_and_answers() {
+    check_golden(
+        "golden-v1-ntlm.ldx.gz",
+        "golden-v1-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+    );
+}
+
+/// Pins the writer: while the format version is 1, a build from the golden dump gives the
+/// golden bytes. A deliberate format change bumps the version and adds new golden files.
+#[test]
+fn the_writer_still_writes_golden_v1() {
+    for (index_name, dump_name, filter) in [
+        (
+            "golden-v1-sha1.ldx.gz",
+            "golden-v1-sha1.txt",
+            FilterKind::Fuse8,
+        ),
+        (
+            "golden-v1-ntlm.ldx.gz",
+            "golden-v1-ntlm.txt",
+            FilterKind::Fuse16,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join(dump_name);
+        std::fs::copy(data(dump_name), &input).unwrap();
+        // The source's modification time is part of the file: give it the golden one.
+        let golden = gunzip(index_name);
+        let golden_index = Index::from_bytes(&golden, index_name).unwrap();
+        let mtime = golden_index.sources()[0].modified;
+        let f = std::fs::File::options().write(true).open(&input).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+            .unwrap();
+        drop(f);
+        let out = dir.path().join("rebuilt.ldx");
+        let options = BuildOptions {
+            filter,
+            ..BuildOptions::default()
+        };
+        leakdex::build_index(&[input], &out, &options, &leakdex::NoProgress).unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == golden,
+            "{index_name} changed"
+        );
+    }
+}
