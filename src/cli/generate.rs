@@ -7,8 +7,10 @@ use leakdex::HashKind;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-/// Write a deterministic synthetic dump: N random hashes, sorted, as the official dump
-/// (upper-case `HASH:COUNT`, CRLF), with heavy-tailed counts, for samples and benchmarks.
+/// Write a deterministic synthetic dump, for samples and benchmarks.
+///
+/// N random hashes, sorted, in the official dump's form (upper-case `HASH:COUNT`, CRLF), with
+/// heavy-tailed counts (some above 2^32 in large dumps). The same seed gives the same bytes.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Random hashes to generate.

@@ -5,8 +5,11 @@ use leakdex::Index;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// Describe an index: hash kind, hashes, sum of counts, the bytes of each part, bytes per hash
-/// of the store, bits per hash and false-positive rate of the filter, format version, sources.
+/// Describe an index: what it holds, its sizes, its filter and its sources.
+///
+/// Prints the hash kind, hashes, sum of counts, the bytes of each part, bytes per hash of the
+/// store, bits per hash and false-positive rate of the filter (measured on 200,000 random
+/// hashes), the format version and the inputs it was built from.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// The index to describe.

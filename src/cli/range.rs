@@ -7,9 +7,10 @@ use leakdex::Index;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Print the k-anonymity range body of a 5-hex prefix, byte for byte as the Pwned Passwords
-/// range API sends it: upper-case `SUFFIX:COUNT` rows sorted, CRLF between rows, no trailing
-/// newline, nothing for a prefix with no entries.
+/// Print the range body of a 5-hex prefix, as the Pwned Passwords range API sends it.
+///
+/// Byte for byte: upper-case `SUFFIX:COUNT` rows sorted by suffix, CRLF between rows, no
+/// trailing newline, nothing at all for a prefix with no entries.
 #[derive(Args, Debug)]
 pub struct RangeArgs {
     /// The index to read.

@@ -4,7 +4,9 @@ use clap::Args;
 use leakdex::Index;
 use std::path::PathBuf;
 
-/// Check every checksum and structure of an index: exit 0 when sound, 2 naming what is wrong.
+/// Check an index completely: every checksum, the order of every range, every count.
+///
+/// Exit code 0 when sound; 2 with a message naming what is wrong.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The index to check.
