@@ -17,6 +17,7 @@ pub mod generate;
 pub mod hash;
 pub mod index;
 pub mod range;
+pub mod server;
 pub mod sys;
 pub mod verify;
 pub mod writer;

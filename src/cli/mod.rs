@@ -5,6 +5,7 @@ mod check;
 mod generate;
 mod info;
 mod range;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,7 @@ enum Command {
     Info(info::InfoArgs),
     Verify(verify::VerifyArgs),
     Generate(generate::GenerateArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -43,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Info(a) => info::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

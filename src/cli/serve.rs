@@ -1,0 +1,63 @@
+//! `leakdex serve`: the range server.
+
+use clap::Args;
+use leakdex::server::{Server, ServerConfig, ServerEvent};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serve range queries over HTTP, compatible with the Pwned Passwords API.
+///
+/// `GET /range/{prefix}` answers from the SHA-1 index, `GET /range/{prefix}?mode=ntlm` from
+/// the NTLM one, byte for byte as the official service (CORS, ETag, gzip, `Add-Padding`).
+/// `/health` says whether the indexes are open; `/metrics` gives Prometheus metrics. SIGHUP
+/// opens the index files again (replace them by atomic rename); SIGTERM or Ctrl-C stops after
+/// the requests in flight.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Index to serve; give it twice for one SHA-1 and one NTLM index.
+    #[arg(short, long = "index", value_name = "INDEX", required = true)]
+    indexes: Vec<PathBuf>,
+    /// Address to listen on; serving other machines needs an explicit address such as
+    /// 0.0.0.0:8080.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seconds in `Cache-Control: public, max-age=`.
+    #[arg(long, default_value_t = 2_678_400)]
+    max_age: u64,
+    /// Seconds a client may take to send a request's head or stay idle between requests.
+    #[arg(long, default_value_t = 30)]
+    header_timeout: u64,
+    /// Worker threads [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let config = ServerConfig {
+        indexes: args.indexes,
+        listen: args.listen,
+        max_age: args.max_age,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        ..ServerConfig::default()
+    };
+    let server = Arc::new(Server::new(config)?);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        runtime.worker_threads(args.threads);
+    }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(server.run(|event| match event {
+        ServerEvent::Listening(addr) => {
+            println!("listening on http://{addr} (ready)");
+        }
+        ServerEvent::Reloaded => eprintln!("leakdex: indexes reopened"),
+        ServerEvent::ReloadFailed(e) => {
+            eprintln!("leakdex: reopening the indexes failed, still serving the old ones: {e}")
+        }
+        ServerEvent::ShuttingDown => eprintln!("leakdex: shutting down"),
+        ServerEvent::ConnectionError(_) => {}
+    }))?;
+    Ok(0)
+}
