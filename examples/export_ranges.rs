@@ -17,16 +17,19 @@ fn main() -> anyhow::Result<()> {
     let index = Index::open(index)?;
     let dir = PathBuf::from(dir);
     std::fs::create_dir_all(&dir)?;
-    (0u32..1 << 20).into_par_iter().try_for_each(|prefix| -> anyhow::Result<()> {
-        let body = index.range_body(prefix)?;
-        let path = dir.join(format!("{prefix:05X}"));
-        std::fs::write(&path, &body)?;
-        if gzip {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
-            encoder.write_all(&body)?;
-            std::fs::write(path.with_extension("gz"), encoder.finish()?)?;
-        }
-        Ok(())
-    })?;
+    (0u32..1 << 20)
+        .into_par_iter()
+        .try_for_each(|prefix| -> anyhow::Result<()> {
+            let body = index.range_body(prefix)?;
+            let path = dir.join(format!("{prefix:05X}"));
+            std::fs::write(&path, &body)?;
+            if gzip {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+                encoder.write_all(&body)?;
+                std::fs::write(path.with_extension("gz"), encoder.finish()?)?;
+            }
+            Ok(())
+        })?;
     Ok(())
 }

@@ -5,8 +5,9 @@
 //! prefix with no entries.
 
 use crate::error::Result;
-use crate::format::{encode_record, OVERFLOW_CODE};
-use crate::hash::{HashBytes, HEX_PAIRS, HEX_UPPER};
+use crate::format::OVERFLOW_CODE;
+use crate::generate::SplitMix64;
+use crate::hash::{HEX_PAIRS, HEX_UPPER};
 use crate::index::{compare_record, Index};
 use rand::Rng;
 
@@ -41,28 +42,39 @@ impl Index {
         let target = rng.random_range(PAD_MIN_ROWS..=PAD_MAX_ROWS);
         let wanted = target.saturating_sub(real);
         let len = self.record_len();
-        let mut pads: Vec<u8> = Vec::with_capacity(wanted * len);
-        let mut hashes: Vec<HashBytes> = Vec::with_capacity(wanted);
-        while hashes.len() < wanted {
-            let mut h: HashBytes = [0; 20];
-            rng.fill(&mut h[..self.kind().byte_len()]);
-            h[0] = (prefix >> 12) as u8;
-            h[1] = (prefix >> 4) as u8;
-            h[2] = ((prefix as u8 & 0x0F) << 4) | (h[2] & 0x0F);
-            if self.lookup(&h)?.is_none() {
-                hashes.push(h);
+        // Random records with count code 0, sorted. A fast generator seeded from `rng` is
+        // plenty: the rows only need to look like hash suffixes, and a suffix that equals a
+        // real one (a chance of 2^-108 or less per row) is dropped in the merge.
+        let mut bits = SplitMix64::new(rng.next_u64());
+        let mut pads = vec![0u8; wanted * len];
+        for rec in pads.chunks_exact_mut(len) {
+            for chunk in rec.chunks_mut(8) {
+                let v = bits.next_bits().to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
             }
-            if hashes.len() == wanted {
-                hashes.sort_unstable();
-                hashes.dedup();
-            }
+            rec[0] &= 0x0F;
         }
-        let mut rec = [0u8; 20];
-        for h in &hashes {
-            encode_record(h, 0, &mut rec[..len]);
-            pads.extend_from_slice(&rec[..len]);
+        let mut order: Vec<(u64, u32)> = pads
+            .chunks_exact(len)
+            .enumerate()
+            .map(|(i, rec)| {
+                let mut key = [0u8; 8];
+                key.copy_from_slice(&rec[..8]);
+                (u64::from_be_bytes(key), i as u32)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let (x, y) = (a.1 as usize * len, b.1 as usize * len);
+                pads[x..x + len].cmp(&pads[y..y + len])
+            })
+        });
+        let mut sorted = Vec::with_capacity(pads.len());
+        for (_, i) in order {
+            let at = i as usize * len;
+            sorted.extend_from_slice(&pads[at..at + len]);
         }
-        self.write_range_merged(prefix, &pads, out)
+        self.write_range_merged(prefix, &sorted, out)
     }
 
     /// Writes the real rows of `prefix` merged with `pads` (records with count code 0,
@@ -84,7 +96,15 @@ impl Index {
                 false
             } else {
                 let pad = &pads[p..p + len];
-                compare_record(&records[r..r + len], pad[0] & 0x0F, &pad[1..]).is_lt()
+                match compare_record(&records[r..r + len], pad[0] & 0x0F, &pad[1..]) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Greater => false,
+                    std::cmp::Ordering::Equal => {
+                        // A padding row may never repeat (or hide) a real one.
+                        p += len;
+                        continue;
+                    }
+                }
             };
             let (rec, count) = if take_real {
                 let rec = &records[r..r + len];

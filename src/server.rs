@@ -19,7 +19,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use std::io::Write;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -604,14 +604,48 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: std::time::Sy
         })
 }
 
+thread_local! {
+    /// One deflate state per worker thread, reset between bodies: setting one up costs more
+    /// than compressing a typical range body.
+    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// gzip (RFC 1952) of `body`: a fixed header, raw deflate, CRC-32 and length.
 fn gzip_bytes(body: &[u8], level: u32) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 2 + 64),
-        flate2::Compression::new(level.min(9)),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
+    let level = level.min(9);
+    let mut out = Vec::with_capacity(body.len() / 2 + 64);
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown).
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fresh = !matches!(&*slot, Some((l, _)) if *l == level);
+        if fresh {
+            *slot = Some((
+                level,
+                flate2::Compress::new(flate2::Compression::new(level), false),
+            ));
+        }
+        let (_, deflate) = slot.as_mut().expect("set above");
+        deflate.reset();
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(256));
+            }
+            let consumed = deflate.total_in() as usize;
+            match deflate.compress_vec(&body[consumed..], &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    out.truncate(10);
+                    break;
+                }
+            }
+        }
+    });
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
@@ -677,5 +711,57 @@ impl ExactSize for Full<Bytes> {
     fn size_hint_exact(&self) -> u64 {
         use hyper::body::Body;
         self.size_hint().exact().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn gzip_round_trips_and_reuses_its_state() {
+        for level in [1, 6, 1] {
+            for body in [&b""[..], b"A:1", &b"0123456789ABCDEF:12\r\n".repeat(5000)] {
+                let gz = gzip_bytes(body, level);
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&gz[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                assert!(out == body);
+            }
+        }
+    }
+
+    #[test]
+    fn accept_encoding_and_conditional_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.5"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        assert!(!accepts_gzip(&h));
+        let etag = HeaderValue::from_static("\"abc\"");
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"abc\""),
+        );
+        assert!(not_modified(&h, &etag, t));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\""));
+        assert!(!not_modified(&h, &etag, t));
+        assert_eq!(parse_prefix_text(b"5baa6"), Ok(0x5BAA6));
+        assert!(parse_prefix_text(b"5baa").is_err());
     }
 }
