@@ -82,14 +82,35 @@ pub fn sample_passwords() -> Vec<(String, u64)> {
     ]
 }
 
-/// Heavy-tailed count: Pareto with shape 0.9, at least 1.
+/// Counts below this are drawn from a table; larger ones with `powf`.
+const COUNT_TABLE: usize = 64;
+
+/// `P(count >= k) = k^-0.9` for k below [`COUNT_TABLE`], as fractions of 2^53.
+static COUNT_THRESHOLDS: std::sync::LazyLock<[u64; COUNT_TABLE]> = std::sync::LazyLock::new(|| {
+    let mut t = [0u64; COUNT_TABLE];
+    for (k, slot) in t.iter_mut().enumerate().skip(1) {
+        *slot = ((k as f64).powf(-0.9) * (1u64 << 53) as f64) as u64;
+    }
+    t
+});
+
+/// Heavy-tailed count: Pareto with shape 0.9 (the largest `k` with `u <= k^-0.9`), at least 1.
 #[inline]
 fn draw_count(rng: &mut SplitMix64) -> u64 {
-    let c = rng.unit().powf(-1.0 / 0.9);
+    let u = (rng.next_bits() >> 11) + 1; // uniform in (0, 2^53]
+    let t = &*COUNT_THRESHOLDS;
+    let mut k = 1;
+    while k + 1 < COUNT_TABLE && u <= t[k + 1] {
+        k += 1;
+    }
+    if k + 1 < COUNT_TABLE {
+        return k as u64;
+    }
+    let c = (u as f64 / (1u64 << 53) as f64).powf(-1.0 / 0.9);
     if c >= u64::MAX as f64 {
         u64::MAX
     } else {
-        c as u64
+        (c as u64).max(COUNT_TABLE as u64 - 1)
     }
 }
 
@@ -106,8 +127,15 @@ fn split(n: u64, counts: &mut [u64], seed: u64, node: u64) {
         Binomial::new(n, 0.5).map_or(n / 2, |b| b.sample(&mut rng))
     };
     let (l, r) = counts.split_at_mut(counts.len() / 2);
-    split(left, l, seed, node * 2);
-    split(n - left, r, seed, node * 2 + 1);
+    if l.len() >= 4096 {
+        rayon::join(
+            || split(left, l, seed, node * 2),
+            || split(n - left, r, seed, node * 2 + 1),
+        );
+    } else {
+        split(left, l, seed, node * 2);
+        split(n - left, r, seed, node * 2 + 1);
+    }
 }
 
 /// The sorted entries of one 20-bit bucket.
@@ -122,22 +150,30 @@ fn bucket_entries(
     let mut rng =
         SplitMix64::new(options.seed ^ (bucket as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let bytes = options.kind.byte_len();
-    while (out.len() as u64) < n {
-        for _ in out.len() as u64..n {
-            let mut h: HashBytes = [0; 20];
-            let a = rng.next_bits().to_be_bytes();
-            let b = rng.next_bits().to_be_bytes();
-            h[3..11].copy_from_slice(&a);
-            h[11..19].copy_from_slice(&b);
-            h[19] = rng.next_bits() as u8;
-            h[bytes..].fill(0);
-            h[0] = (bucket >> 12) as u8;
-            h[1] = (bucket >> 4) as u8;
-            h[2] = ((bucket as u8 & 0x0F) << 4) | (a[7] & 0x0F);
-            out.push((h, draw_count(&mut rng)));
+    // The 64 bits after the prefix decide the order: draw and sort just those (redrawing the
+    // rare duplicate), then give each its independent random remaining bits and count.
+    let mut keys: Vec<u64> = Vec::with_capacity(n as usize);
+    while (keys.len() as u64) < n {
+        for _ in keys.len() as u64..n {
+            keys.push(rng.next_bits());
         }
-        out.sort_unstable_by_key(|a| a.0);
-        out.dedup_by(|a, b| a.0 == b.0);
+        keys.sort_unstable();
+        keys.dedup();
+    }
+    for &key in &keys {
+        let tail = rng.next_bits();
+        let extra = rng.next_bits();
+        // Hash bits 20..148 are `key` then `tail`; bits 148..160 come from `extra`.
+        let v = ((key as u128) << 64) | tail as u128;
+        let mut h: HashBytes = [0; 20];
+        h[0] = (bucket >> 12) as u8;
+        h[1] = (bucket >> 4) as u8;
+        h[2] = ((bucket as u8 & 0x0F) << 4) | (v >> 124) as u8;
+        let w = (v << 4) | (extra >> 60) as u128;
+        h[3..19].copy_from_slice(&w.to_be_bytes());
+        h[19] = extra as u8;
+        h[bytes..].fill(0);
+        out.push((h, draw_count(&mut rng)));
     }
     for (h, c) in known {
         if crate::hash::prefix_of(h) == bucket {
@@ -168,15 +204,18 @@ pub fn generate<W: Write>(options: &GenerateOptions, out: &mut W) -> std::io::Re
         let texts: Vec<(Vec<u8>, u64)> = batch
             .par_iter()
             .map(|&g| {
-                let mut text = Vec::new();
+                let rows: u64 = counts[g * group..(g + 1) * group].iter().sum();
+                let mut text = Vec::with_capacity(rows as usize * (hex_bytes * 2 + 8));
                 let mut entries = Vec::new();
                 let mut n_lines = 0;
                 for (bucket, &n) in counts.iter().enumerate().skip(g * group).take(group) {
                     bucket_entries(bucket as u32, n, options, &known, &mut entries);
                     for (h, c) in &entries {
-                        for &b in &h[..hex_bytes] {
-                            text.extend_from_slice(&HEX_PAIRS[b as usize]);
+                        let mut line = [0u8; 40];
+                        for (pair, &b) in line.chunks_exact_mut(2).zip(&h[..hex_bytes]) {
+                            pair.copy_from_slice(&HEX_PAIRS[b as usize]);
                         }
+                        text.extend_from_slice(&line[..hex_bytes * 2]);
                         text.push(b':');
                         write_decimal(*c, &mut text);
                         text.extend_from_slice(eol);

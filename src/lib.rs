@@ -8,6 +8,7 @@
 //! The index file format is specified in [`mod@format`].
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod build;
 pub mod dump;
 pub mod error;

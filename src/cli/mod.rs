@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch, one file per subcommand.
 
+mod bench;
 mod build;
 mod check;
 mod generate;
@@ -34,6 +35,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Generate(generate::GenerateArgs),
     Serve(serve::ServeArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -46,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Verify(a) => verify::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Bench(a) => bench::run_cmd(a),
     }
 }
 

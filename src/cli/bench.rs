@@ -1,0 +1,91 @@
+//! `leakdex bench`: measure an index's speed.
+
+use clap::Args;
+use leakdex::bench::{run, BenchOptions};
+use leakdex::Index;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Measure how fast an index answers: filter lookups, exact lookups, password checks (hashing
+/// included) and range bodies per second, on one thread and on all, with latency percentiles.
+///
+/// Queries mix random hits (hashes drawn from the index) and misses, never one hot key.
+/// Password checks use random passwords, so nearly all of them miss.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The index to measure.
+    #[arg(short, long, value_name = "INDEX")]
+    index: PathBuf,
+    /// Queries per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    queries: usize,
+    /// Threads for the all-threads runs [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
+    let index = Index::open(&args.index)?;
+    let options = BenchOptions {
+        queries: args.queries.max(1),
+        threads: args.threads,
+        ..BenchOptions::default()
+    };
+    let results = run(&index, &options);
+    if args.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|r| {
+                json!({
+                    "operation": r.operation, "threads": r.threads, "operations": r.operations,
+                    "seconds": r.seconds, "per_second": r.per_second,
+                    "p50_ns": r.p50_ns, "p90_ns": r.p90_ns, "p99_ns": r.p99_ns,
+                })
+            })
+            .collect();
+        let value = json!({
+            "index": args.index.display().to_string(),
+            "kind": index.kind().name(),
+            "hashes": index.hash_count(),
+            "results": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    println!(
+        "{}: {} {} hashes, {} queries per row",
+        args.index.display(),
+        super::grouped(index.hash_count()),
+        index.kind().display_name(),
+        super::grouped(options.queries as u64)
+    );
+    println!(
+        "{:<16} {:>7} {:>14} {:>10} {:>10} {:>10}",
+        "operation", "threads", "per second", "p50", "p90", "p99"
+    );
+    for r in &results {
+        println!(
+            "{:<16} {:>7} {:>14} {:>10} {:>10} {:>10}",
+            r.operation,
+            r.threads,
+            super::grouped(r.per_second as u64),
+            duration(r.p50_ns),
+            duration(r.p90_ns),
+            duration(r.p99_ns)
+        );
+    }
+    Ok(0)
+}
+
+fn duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
