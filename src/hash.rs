@@ -149,6 +149,19 @@ pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
     table
 };
 
+/// Upper-case hex of four bytes at once, in a 64-bit register (each nibble spread into its
+/// own byte, then turned into an ASCII digit or letter without a table).
+#[inline]
+pub(crate) fn hex_upper_4(bytes: [u8; 4]) -> [u8; 8] {
+    let mut x = u32::from_be_bytes(bytes) as u64;
+    x = ((x & 0xFFFF_0000) << 16) | (x & 0xFFFF);
+    x = ((x & 0x0000_FF00_0000_FF00) << 8) | (x & 0x0000_00FF_0000_00FF);
+    x = ((x & 0x00F0_00F0_00F0_00F0) << 4) | (x & 0x000F_000F_000F_000F);
+    // Nibbles of 10 and more get bit 4 set by adding 6; they need 7 more to reach 'A'.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 7).to_be_bytes()
+}
+
 /// Value of one hex digit, either case.
 #[inline]
 pub fn hex_digit(b: u8) -> Option<u8> {
@@ -268,6 +281,17 @@ mod tests {
         use md4::{Digest, Md4};
         let expect = Md4::digest(&utf16);
         assert_eq!(&ntlm_password(&long)[..16], &expect[..]);
+    }
+
+    #[test]
+    fn hex_of_four_bytes_matches_the_table() {
+        for seed in 0..5000u32 {
+            let b = seed.wrapping_mul(2_654_435_761).to_le_bytes();
+            let mut expect = Vec::new();
+            encode_hex_into(&b, &mut expect);
+            assert_eq!(&hex_upper_4(b)[..], &expect[..], "{b:?}");
+        }
+        assert_eq!(&hex_upper_4([0x00, 0x9F, 0xA0, 0xFF]), b"009FA0FF");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::format::OVERFLOW_CODE;
 use crate::generate::SplitMix64;
-use crate::hash::{HEX_PAIRS, HEX_UPPER};
+use crate::hash::{hex_upper_4, HEX_PAIRS, HEX_UPPER};
 use crate::index::{compare_record, Index};
 use rand::Rng;
 
@@ -86,7 +86,13 @@ impl Index {
         let overflow = self.bucket_overflow(prefix);
         let mut next_overflow = overflow.start;
         let rows = records.len() / len + pads.len() / len;
-        out.reserve(rows * (self.kind().suffix_hex_len() + 12));
+        // Rows are written in place into room made up front (the longest a row can be), and
+        // the vector is cut to what was written at the end.
+        let start = out.len();
+        // Typical rows take the suffix, a colon, two digits and CRLF; room grows as needed.
+        let typical = self.kind().suffix_hex_len() + 5;
+        out.resize(start + rows * typical + MAX_ROW, 0);
+        let mut at = start;
         let (mut r, mut p) = (0usize, 0usize);
         let mut first = true;
         while r < records.len() || p < pads.len() {
@@ -122,9 +128,10 @@ impl Index {
                             count
                         }
                         _ => {
+                            out.truncate(start);
                             return Err(self.corrupt(format!(
                                 "range {prefix:05X}: overflow counts out of step with records"
-                            )))
+                            )));
                         }
                     }
                 };
@@ -135,12 +142,13 @@ impl Index {
                 p += len;
                 (rec, 0)
             };
-            if !first {
-                out.extend_from_slice(b"\r\n");
+            if out.len() < at + MAX_ROW {
+                out.resize(out.len() + (out.len() - start) / 2 + MAX_ROW, 0);
             }
+            at += write_row(rec, count, !first, &mut out[at..at + MAX_ROW]);
             first = false;
-            write_row(rec, count, out);
         }
+        out.truncate(at);
         Ok(())
     }
 
@@ -152,15 +160,58 @@ impl Index {
     }
 }
 
-/// Appends `SUFFIX:COUNT` for a record.
+/// The longest row: CRLF, 35 hex digits, a colon and 20 digits.
+const MAX_ROW: usize = 2 + 35 + 1 + 20;
+
+/// Writes `SUFFIX:COUNT` for a record at the start of `line` (after a CRLF unless it is the
+/// first row); returns the bytes written.
 #[inline]
-fn write_row(rec: &[u8], count: u64, out: &mut Vec<u8>) {
-    out.push(HEX_UPPER[(rec[0] & 0x0F) as usize]);
-    for &b in &rec[1..] {
-        out.extend_from_slice(&HEX_PAIRS[b as usize]);
+fn write_row(rec: &[u8], count: u64, separator: bool, line: &mut [u8]) -> usize {
+    let mut n = 0;
+    if separator {
+        line[..2].copy_from_slice(b"\r\n");
+        n = 2;
     }
-    out.push(b':');
-    write_decimal(count, out);
+    line[n] = HEX_UPPER[(rec[0] & 0x0F) as usize];
+    n += 1;
+    let mut quads = rec[1..].chunks_exact(4);
+    for quad in &mut quads {
+        let four = [quad[0], quad[1], quad[2], quad[3]];
+        line[n..n + 8].copy_from_slice(&hex_upper_4(four));
+        n += 8;
+    }
+    for &b in quads.remainder() {
+        line[n..n + 2].copy_from_slice(&HEX_PAIRS[b as usize]);
+        n += 2;
+    }
+    line[n] = b':';
+    n += 1;
+    n + decimal_into(count, &mut line[n..])
+}
+
+/// Writes the decimal digits of `n` at the start of `buf` (20 bytes or more); returns how many.
+#[inline]
+fn decimal_into(mut n: u64, buf: &mut [u8]) -> usize {
+    if n < 10 {
+        buf[0] = b'0' + n as u8;
+        return 1;
+    }
+    if n < 100 {
+        buf[0] = b'0' + (n / 10) as u8;
+        buf[1] = b'0' + (n % 10) as u8;
+        return 2;
+    }
+    let mut len = 1;
+    let mut rest = n / 10;
+    while rest > 0 {
+        len += 1;
+        rest /= 10;
+    }
+    for slot in buf[..len].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    len
 }
 
 /// Appends the decimal digits of `n`.

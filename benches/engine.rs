@@ -1,0 +1,154 @@
+//! criterion benches of the engine's hot paths: parsing dump lines, filter queries, store
+//! lookups and range bodies. Queries are batches of random hits and misses, never one hot key.
+//!
+//! Run with `cargo bench --bench engine`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use leakdex::bench::query_hashes;
+use leakdex::dump::parse_chunk;
+use leakdex::generate::{generate, sample_passwords, GenerateOptions};
+use leakdex::{build_index, BuildOptions, HashKind, Index, NoProgress};
+use std::hint::black_box;
+
+/// Queries per measured batch.
+const BATCH: usize = 4096;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    index: Index,
+    dump: Vec<u8>,
+}
+
+/// An index of 2,000,000 generated hashes plus 1,000 more under 5BAA6 (a full-size range, as
+/// at a billion hashes).
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dump = Vec::new();
+    let options = GenerateOptions {
+        hashes: 2_000_000,
+        kind: HashKind::Sha1,
+        seed: 11,
+        crlf: true,
+        known: sample_passwords(),
+    };
+    generate(&options, &mut dump).unwrap();
+    let mut crowded = Vec::new();
+    for i in 0..1000u32 {
+        let mut h = leakdex::hash::sha1_password(&i.to_le_bytes());
+        h[0] = 0x5B;
+        h[1] = 0xAA;
+        h[2] = 0x60 | (h[2] & 0x0F);
+        crowded.extend_from_slice(leakdex::hash::hash_to_hex(&h, HashKind::Sha1).as_bytes());
+        // Counts shaped like the corpus: mostly small, about one in ten above 14.
+        let count = if h[6] < 230 {
+            1 + h[5] as u32 % 14
+        } else {
+            15 + h[7] as u32 * 1000
+        };
+        crowded.extend_from_slice(format!(":{count}\r\n").as_bytes());
+    }
+    let main = dir.path().join("main.txt");
+    let extra = dir.path().join("crowded.txt");
+    std::fs::write(&main, &dump).unwrap();
+    std::fs::write(&extra, &crowded).unwrap();
+    let path = dir.path().join("bench.ldx");
+    build_index(&[main, extra], &path, &BuildOptions::default(), &NoProgress).unwrap();
+    let index = Index::open(&path).unwrap();
+    Fixture {
+        _dir: dir,
+        index,
+        dump,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+
+    let mut g = c.benchmark_group("parse");
+    let cut = f.dump.len().min(8 << 20);
+    let end = f.dump[..cut]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let text = &f.dump[..end];
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    g.throughput(Throughput::Elements(lines as u64));
+    g.bench_function("dump lines (SHA-1, CRLF)", |b| {
+        let mut out = Vec::with_capacity(lines);
+        b.iter(|| {
+            out.clear();
+            parse_chunk(black_box(text), HashKind::Sha1, &mut out).unwrap();
+            out.len()
+        })
+    });
+    g.finish();
+
+    let queries = query_hashes(&f.index, 1 << 20, 5);
+    let mut g = c.benchmark_group("query");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut at = 0usize;
+    let mut next_batch = move || {
+        at = (at + BATCH) % (queries.len() - BATCH);
+        queries[at..at + BATCH].to_vec()
+    };
+    g.bench_function("filter lookups (half hits)", |b| {
+        b.iter_batched(
+            &mut next_batch,
+            |batch| batch.iter().filter(|h| f.index.filter_contains(h)).count(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("store lookups (half hits)", |b| {
+        b.iter_batched(
+            &mut next_batch,
+            |batch| {
+                batch
+                    .iter()
+                    .filter_map(|h| f.index.lookup(h).unwrap())
+                    .count()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("range");
+    g.throughput(Throughput::Elements(1));
+    let mut body = Vec::with_capacity(64 * 1024);
+    let rows = f.index.range_len(0x5BAA6);
+    g.bench_function(format!("body of {rows} rows"), |b| {
+        b.iter(|| {
+            body.clear();
+            f.index.write_range(black_box(0x5BAA6), &mut body).unwrap();
+            body.len()
+        })
+    });
+    let mut prefix = 0u32;
+    g.bench_function("body of a random prefix (about 2 rows)", |b| {
+        b.iter(|| {
+            prefix = prefix.wrapping_mul(1_103_515_245).wrapping_add(12345) & 0xF_FFFF;
+            body.clear();
+            f.index.write_range(prefix, &mut body).unwrap();
+            body.len()
+        })
+    });
+    let mut rng = rand::rng();
+    g.bench_function("padded body of a random prefix", |b| {
+        b.iter(|| {
+            prefix = prefix.wrapping_mul(1_103_515_245).wrapping_add(12345) & 0xF_FFFF;
+            body.clear();
+            f.index
+                .write_padded_range(prefix, &mut rng, &mut body)
+                .unwrap();
+            body.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = engine;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(engine);
