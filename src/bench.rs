@@ -161,7 +161,7 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
             let mut p = [0u8; 16];
             for (i, b) in p.iter_mut().enumerate() {
                 *b = b"abcdefghijklmnopqrstuvwxyz0123456789"[(rng.next_bits() % 36) as usize];
-                if i > 12 && rng.next_bits() % 3 == 0 {
+                if i > 12 && rng.next_bits().is_multiple_of(3) {
                     *b = b' ';
                 }
             }
