@@ -115,7 +115,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("range");
     g.throughput(Throughput::Elements(1));
     let mut body = Vec::with_capacity(64 * 1024);
-    let rows = f.index.range_len(0x5BAA6);
+    let rows = f.index.range_len(0x5BAA6).unwrap();
     g.bench_function(format!("body of {rows} rows"), |b| {
         b.iter(|| {
             body.clear();

@@ -212,15 +212,15 @@ impl Index {
         let (mut lo, mut hi) = (0u32, (crate::format::BUCKETS - 1) as u32);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            if self.bucket_records(mid).start <= i {
+            if self.bucket_records(mid).ok()?.start <= i {
                 lo = mid;
             } else {
                 hi = mid - 1;
             }
         }
-        let range = self.bucket_records(lo);
+        let range = self.bucket_records(lo).ok()?;
         let len = self.record_len();
-        let records = self.bucket_bytes(lo);
+        let records = self.bucket_bytes(lo).ok()?;
         let at = ((i - range.start) as usize) * len;
         let mut h = record_hash(lo, records.get(at..at + len)?);
         h[self.kind().byte_len()..].fill(0);

@@ -31,8 +31,11 @@
 //! one contiguous read and a lookup binary-searches one bucket.
 //! - A *directory* maps each bucket `b` in 0..=2^20 to a start index `start(b)`. It is stored
 //!   in two levels to stay small: 4,097 u64 *group bases* (a group is 256 buckets), then
-//!   2^20 + 1 u32 *offsets*; `start(b) = base[b >> 8] + offset[b]`. `start(0) = 0`,
-//!   `start(2^20)` is the total, and `start` never decreases.
+//!   2^20 + 1 u32 *offsets*, `start(b) = base[b >> 8] + offset[b]`, then 4,096 u32 *group
+//!   checksums*: the CRC-32 of `base[g]`, `base[g + 1]` and `offset[256 g ..= 256 g + 256]`
+//!   (as stored, 1,044 bytes), so that a reader can check the part of the directory a query
+//!   touches without reading the whole. `start(0) = 0`, `start(2^20)` is the total, `start`
+//!   never decreases, and `offset[256 g] = 0`.
 //! - `BUCKETS`: the directory of record indexes; bucket `b` holds records
 //!   `start(b)..start(b + 1)`.
 //! - `RECORDS`: `n` records of `hash bytes − 2` bytes (18 for SHA-1, 14 for NTLM), sorted by
@@ -83,8 +86,12 @@ pub const BUCKETS: usize = 1 << 20;
 pub const GROUP_BUCKETS: usize = 256;
 /// Number of directory groups.
 pub const GROUPS: usize = BUCKETS / GROUP_BUCKETS;
+/// Where a directory's offsets start.
+const OFFSETS_AT: usize = (GROUPS + 1) * 8;
+/// Where a directory's group checksums start.
+const GROUP_CRCS_AT: usize = OFFSETS_AT + (BUCKETS + 1) * 4;
 /// Bytes of a directory (`BUCKETS` or `OVERFLOW_DIR`).
-pub const DIRECTORY_LEN: usize = (GROUPS + 1) * 8 + (BUCKETS + 1) * 4;
+pub const DIRECTORY_LEN: usize = GROUP_CRCS_AT + GROUPS * 4;
 /// Bytes per overflow entry.
 pub const OVERFLOW_ENTRY_LEN: usize = 8;
 /// Overflow count meaning "see `HUGE_COUNTS`".
@@ -273,14 +280,60 @@ pub fn encode_directory(starts: &[u64]) -> Result<Vec<u8>, usize> {
         let rel = u32::try_from(s - base).map_err(|_| b / GROUP_BUCKETS)?;
         out.extend_from_slice(&rel.to_le_bytes());
     }
+    for g in 0..GROUPS {
+        let crc = group_crc(&out, g);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
     Ok(out)
+}
+
+/// CRC-32 of what group `g` of a directory depends on: its base, the next base, and its
+/// offsets up to and including the next group's first.
+fn group_crc(dir: &[u8], g: usize) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&dir[g * 8..g * 8 + 16]);
+    let at = OFFSETS_AT + g * GROUP_BUCKETS * 4;
+    crc.update(&dir[at..at + (GROUP_BUCKETS + 1) * 4]);
+    crc.finalize()
+}
+
+/// Checks group `g` of a directory of `dir.len() == DIRECTORY_LEN` bytes whose entries end
+/// at `total`: its checksum, offsets that start at 0 and never decrease, and bases in order.
+/// After this, `directory_start` of the group's buckets (and the next group's first) is
+/// exact and at most `total`.
+pub fn check_directory_group(dir: &[u8], g: usize, total: u64) -> Result<(), String> {
+    if dir.len() != DIRECTORY_LEN || g >= GROUPS {
+        return Err("directory of the wrong size".into());
+    }
+    let stored = read_u32(dir, GROUP_CRCS_AT + g * 4).unwrap_or(0);
+    if group_crc(dir, g) != stored {
+        return Err(format!("checksum of group {g:03X} does not match"));
+    }
+    let base = read_u64(dir, g * 8).unwrap_or(u64::MAX);
+    let next = read_u64(dir, g * 8 + 8).unwrap_or(0);
+    if base > next || next > total || (g == 0 && base != 0) || (g + 1 == GROUPS && next != total) {
+        return Err(format!("bases of group {g:03X} are out of order"));
+    }
+    let at = OFFSETS_AT + g * GROUP_BUCKETS * 4;
+    let mut prev = 0u64;
+    for (i, c) in dir[at..at + GROUP_BUCKETS * 4].chunks_exact(4).enumerate() {
+        let rel = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64;
+        if (i == 0 && rel != 0) || rel < prev || base + rel > next {
+            return Err(format!("offsets of group {g:03X} are out of order"));
+        }
+        prev = rel;
+    }
+    if read_u32(dir, at + GROUP_BUCKETS * 4) != Some(0) {
+        return Err(format!("group {:03X} does not start at its base", g + 1));
+    }
+    Ok(())
 }
 
 /// `start(b)` of a directory; `None` past its end or on overflow.
 #[inline]
 pub fn directory_start(dir: &[u8], bucket: usize) -> Option<u64> {
     let base = read_u64(dir, (bucket / GROUP_BUCKETS) * 8)?;
-    let rel = read_u32(dir, (GROUPS + 1) * 8 + bucket * 4)?;
+    let rel = read_u32(dir, OFFSETS_AT + bucket * 4)?;
     base.checked_add(rel as u64)
 }
 

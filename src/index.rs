@@ -7,6 +7,7 @@ use crate::hash::{prefix_of, HashBytes, HashKind};
 use crate::sys::{AlignedBytes, MappedFile};
 use crate::writer::{decode_sources, SourceInfo};
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,8 @@ pub struct Index {
     sources: Vec<SourceInfo>,
     record_len: usize,
     overflow_count: u64,
+    /// Directory groups already checked, one bit each: record directory, overflow directory.
+    checked_groups: [Vec<AtomicU64>; 2],
 }
 
 impl std::fmt::Debug for Index {
@@ -163,8 +166,6 @@ impl Index {
             return Err(bad("section sizes disagree with the header".into()));
         }
         for id in [
-            SectionId::Buckets,
-            SectionId::OverflowDir,
             SectionId::HugeCounts,
             SectionId::FilterTable,
             SectionId::Sources,
@@ -177,10 +178,8 @@ impl Index {
             }
         }
         let overflow_count = sections[3].len / OVERFLOW_ENTRY_LEN as u64;
-        check_directory(section_bytes(SectionId::Buckets), header.hash_count)
-            .map_err(|m| bad(format!("bucket directory: {m}")))?;
-        check_directory(section_bytes(SectionId::OverflowDir), overflow_count)
-            .map_err(|m| bad(format!("overflow directory: {m}")))?;
+        // The directories are checked a group at a time as queries first reach them (see
+        // `bucket_records`); `verify` checks them whole.
         let filter = ShardedFilter::parse(
             filter,
             bytes[18],
@@ -198,6 +197,7 @@ impl Index {
             sources,
             record_len,
             overflow_count,
+            checked_groups: [0, 1].map(|_| (0..GROUPS / 64).map(|_| AtomicU64::new(0)).collect()),
             backing,
         })
     }
@@ -260,27 +260,49 @@ impl Index {
         Error::corrupt(&self.path, message)
     }
 
-    /// Record indexes of bucket `bucket` (validated on open, so always in bounds).
+    /// A range of a directory, after checking the directory group it lies in (once).
     #[inline]
-    pub(crate) fn bucket_records(&self, bucket: u32) -> Range<u64> {
-        directory_range(self.section(SectionId::Buckets), bucket)
+    fn directory_range(&self, which: usize, bucket: u32) -> Result<Range<u64>> {
+        let (id, total) = if which == 0 {
+            (SectionId::Buckets, self.header.hash_count)
+        } else {
+            (SectionId::OverflowDir, self.overflow_count)
+        };
+        let dir = self.section(id);
+        let b = (bucket & 0xF_FFFF) as usize;
+        let g = b / GROUP_BUCKETS;
+        let word = &self.checked_groups[which][g / 64];
+        let bit = 1u64 << (g % 64);
+        if word.load(AtomicOrdering::Acquire) & bit == 0 {
+            check_directory_group(dir, g, total)
+                .map_err(|m| self.corrupt(format!("{}: {m}", id.name())))?;
+            word.fetch_or(bit, AtomicOrdering::Release);
+        }
+        let start = directory_start(dir, b).unwrap_or(0);
+        Ok(start..directory_start(dir, b + 1).unwrap_or(start))
+    }
+
+    /// Record indexes of bucket `bucket`.
+    #[inline]
+    pub(crate) fn bucket_records(&self, bucket: u32) -> Result<Range<u64>> {
+        self.directory_range(0, bucket)
     }
 
     /// Overflow entry indexes of bucket `bucket`.
     #[inline]
-    pub(crate) fn bucket_overflow(&self, bucket: u32) -> Range<u64> {
-        directory_range(self.section(SectionId::OverflowDir), bucket)
+    pub(crate) fn bucket_overflow(&self, bucket: u32) -> Result<Range<u64>> {
+        self.directory_range(1, bucket)
     }
 
     /// The bytes of the records of a bucket.
     #[inline]
-    pub(crate) fn bucket_bytes(&self, bucket: u32) -> &[u8] {
-        let r = self.bucket_records(bucket);
+    pub(crate) fn bucket_bytes(&self, bucket: u32) -> Result<&[u8]> {
+        let r = self.bucket_records(bucket)?;
         let len = self.record_len as u64;
         let records = self.section(SectionId::Records);
         records
             .get((r.start * len) as usize..(r.end * len) as usize)
-            .unwrap_or(&[])
+            .ok_or_else(|| self.corrupt("a bucket lies outside the records"))
     }
 
     /// Overflow entry `i` as (position in bucket, count); the count is `Err(())` when it is
@@ -328,7 +350,7 @@ impl Index {
     #[inline]
     pub fn lookup(&self, hash: &HashBytes) -> Result<Option<Count>> {
         let bucket = prefix_of(hash);
-        let records = self.bucket_bytes(bucket);
+        let records = self.bucket_bytes(bucket)?;
         let len = self.record_len;
         let nibble = hash[2] & 0x0F;
         let rest = &hash[3..3 + len - 1];
@@ -369,7 +391,7 @@ impl Index {
         if code < OVERFLOW_CODE {
             return Ok(code as u64);
         }
-        let range = self.bucket_overflow(bucket);
+        let range = self.bucket_overflow(bucket)?;
         let (mut lo, mut hi) = (range.start, range.end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -396,28 +418,4 @@ pub(crate) fn compare_record(rec: &[u8], nibble: u8, rest: &[u8]) -> Ordering {
     (rec[0] & 0x0F)
         .cmp(&nibble)
         .then_with(|| rec[1..].cmp(rest))
-}
-
-/// The range `start(b)..start(b + 1)` of a directory validated on open.
-#[inline]
-fn directory_range(dir: &[u8], bucket: u32) -> Range<u64> {
-    let b = bucket as usize;
-    let start = directory_start(dir, b).unwrap_or(0);
-    start..directory_start(dir, b + 1).unwrap_or(start)
-}
-
-/// Checks a directory: `start` begins at 0, never decreases, and ends at `total`.
-fn check_directory(dir: &[u8], total: u64) -> std::result::Result<(), String> {
-    let mut prev = 0u64;
-    for b in 0..=BUCKETS {
-        let v = directory_start(dir, b).ok_or_else(|| format!("entry {b} overflows"))?;
-        if (b == 0 && v != 0) || v < prev {
-            return Err(format!("entry {b} is out of order"));
-        }
-        prev = v;
-    }
-    if prev != total {
-        return Err(format!("ends at {prev}, expected {total}"));
-    }
-    Ok(())
 }

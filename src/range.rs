@@ -17,10 +17,10 @@ pub const PAD_MIN_ROWS: usize = 800;
 pub const PAD_MAX_ROWS: usize = 1000;
 
 impl Index {
-    /// Number of hashes under a 20-bit prefix.
-    pub fn range_len(&self, prefix: u32) -> u64 {
-        let r = self.bucket_records(prefix & 0xF_FFFF);
-        r.end - r.start
+    /// Number of hashes under a 20-bit prefix (an error for a damaged directory).
+    pub fn range_len(&self, prefix: u32) -> Result<u64> {
+        let r = self.bucket_records(prefix & 0xF_FFFF)?;
+        Ok(r.end - r.start)
     }
 
     /// Appends the range body of `prefix` (a 20-bit value) to `out`.
@@ -38,7 +38,7 @@ impl Index {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let prefix = prefix & 0xF_FFFF;
-        let real = self.range_len(prefix) as usize;
+        let real = self.range_len(prefix)? as usize;
         let target = rng.random_range(PAD_MIN_ROWS..=PAD_MAX_ROWS);
         let wanted = target.saturating_sub(real);
         let len = self.record_len();
@@ -82,8 +82,8 @@ impl Index {
     fn write_range_merged(&self, prefix: u32, pads: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let prefix = prefix & 0xF_FFFF;
         let len = self.record_len();
-        let records = self.bucket_bytes(prefix);
-        let overflow = self.bucket_overflow(prefix);
+        let records = self.bucket_bytes(prefix)?;
+        let overflow = self.bucket_overflow(prefix)?;
         let mut next_overflow = overflow.start;
         let rows = records.len() / len + pads.len() / len;
         // Rows are written in place into room made up front (the longest a row can be), and

@@ -400,7 +400,7 @@ impl Server {
         }
         let index = &served.index;
         let mut body = Vec::with_capacity(
-            (index.range_len(prefix) as usize).max(if padded { 1000 } else { 0 })
+            (index.range_len(prefix).unwrap_or(0) as usize).max(if padded { 1000 } else { 0 })
                 * (index.kind().suffix_hex_len() + 8),
         );
         let written = if padded {

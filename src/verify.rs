@@ -123,8 +123,8 @@ impl Index {
                 let mut filter_misses = 0u64;
                 let first = (group * GROUP_BUCKETS) as u32;
                 for bucket in first..first + GROUP_BUCKETS as u32 {
-                    let records = self.bucket_bytes(bucket);
-                    let overflow = self.bucket_overflow(bucket);
+                    let records = self.bucket_bytes(bucket).map_err(|e| e.to_string())?;
+                    let overflow = self.bucket_overflow(bucket).map_err(|e| e.to_string())?;
                     let mut next_overflow = overflow.start;
                     let mut prev: Option<HashBytes> = None;
                     for (i, rec) in records.chunks_exact(len).enumerate() {
