@@ -1,30 +1,70 @@
-//! Building an index from dump files: map, parse in parallel, stream into an [`IndexWriter`].
+//! Building an index from dumps: read (memory-mapped files, gzip files, standard input),
+//! parse in parallel, and write through an [`IndexWriter`] in bounded memory.
 //!
-//! Sorted input (the official dumps are sorted) streams through in bounded memory: chunks are
-//! parsed in parallel a batch at a time and fed to the writer in order. When an entry turns up
-//! out of order the build starts over in memory: it parses everything, sorts it on all cores
-//! and writes it, after checking that this fits in the memory available.
+//! Input is read in blocks of about `chunk_size` bytes ending at a line end; a thread parses
+//! the next batch of blocks on the pool while the current one is written. Sorted input (the
+//! official dumps are sorted) streams straight into the writer. When an entry turns up out of
+//! order, what was written so far is read back into a [`Spill`], which holds entries in memory
+//! up to half the memory budget, partitioned by the top 12 bits of the hash, and appends them
+//! to temporary partition files when that fills; at the end each partition is sorted on all
+//! cores and written in order. Temporary files live in a folder that is removed on success, on
+//! error and on interruption.
 
-use crate::dump::{self, first_hash_field, parse_chunk, split_chunks, ChunkError, Entry};
+use crate::dump::{first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry};
 use crate::error::{Error, Result};
 use crate::format::FilterKind;
-use crate::hash::HashKind;
+use crate::hash::{HashBytes, HashKind};
 use crate::sys::MappedFile;
 use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What the input lines hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// `HASH:COUNT` or bare `HASH` lines.
+    Hashes,
+    /// One plaintext password per line; each is hashed and counts 1.
+    Passwords,
+    /// `user:password` lines; the password is what follows the first `:`.
+    Combo,
+}
+
+impl std::str::FromStr for InputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "hashes" => Ok(InputFormat::Hashes),
+            "passwords" => Ok(InputFormat::Passwords),
+            "combo" => Ok(InputFormat::Combo),
+            _ => Err(format!(
+                "unknown input `{s}` (expected hashes, passwords or combo)"
+            )),
+        }
+    }
+}
 
 /// How to build.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
-    /// Hash kind; `None` takes it from the length of the first hash.
+    /// Hash kind; `None` takes it from the length of the first hash (SHA-1 for plaintext).
     pub kind: Option<HashKind>,
     /// Which filter to build.
     pub filter: FilterKind,
+    /// What the input lines hold.
+    pub input: InputFormat,
     /// Bytes of input per parallel parsing task.
     pub chunk_size: usize,
-    /// Memory the build may use to sort unsorted input; `None` reads what the machine has.
+    /// Memory the build may use; `None`: half of the machine's memory.
     pub memory_limit: Option<u64>,
+    /// Folder for temporary partition files; `None`: the output's folder.
+    pub tmp_dir: Option<PathBuf>,
+    /// Set to stop the build; it then returns [`Error::Interrupted`] and removes its files.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for BuildOptions {
@@ -32,15 +72,18 @@ impl Default for BuildOptions {
         BuildOptions {
             kind: None,
             filter: FilterKind::Fuse8,
+            input: InputFormat::Hashes,
             chunk_size: 4 << 20,
             memory_limit: None,
+            tmp_dir: None,
+            cancel: None,
         }
     }
 }
 
 /// Receives progress while a build runs. All methods have empty defaults.
 pub trait BuildProgress: Sync {
-    /// A phase starts; `total_bytes` is what it will go through.
+    /// A phase starts; `total_bytes` is what it will go through (0 when unknown).
     fn phase(&self, _name: &str, _total_bytes: u64) {}
     /// Bytes and lines done since the last call.
     fn advance(&self, _bytes: u64, _lines: u64) {}
@@ -50,249 +93,751 @@ pub trait BuildProgress: Sync {
 pub struct NoProgress;
 impl BuildProgress for NoProgress {}
 
-/// Builds the index at `output` from the dumps at `inputs`.
+/// What a build did.
+#[derive(Clone, Debug)]
+pub struct BuildSummary {
+    /// The index written.
+    pub index: IndexSummary,
+    /// Plaintext lines that could not be hashed for the index's kind.
+    pub skipped_lines: u64,
+    /// The first few of them, as `file:line: why`.
+    pub skipped_examples: Vec<String>,
+    /// Bytes written to temporary partition files (0 when the input was sorted or fit).
+    pub temp_bytes: u64,
+    /// Whether the input had to be sorted.
+    pub sorted_input: bool,
+}
+
+/// Skipped lines listed by example.
+const SKIP_EXAMPLES: usize = 5;
+
+// --- Inputs ----------------------------------------------------------------------------
+
+enum Source {
+    Mapped(MappedFile),
+    Reader(Box<dyn Read + Send>),
+}
+
+struct Input {
+    path: PathBuf,
+    source: Source,
+    modified: u64,
+}
+
+fn open_input(path: &Path) -> Result<Input> {
+    if path.as_os_str() == "-" {
+        return Ok(Input {
+            path: path.to_path_buf(),
+            source: Source::Reader(Box::new(std::io::stdin())),
+            modified: 0,
+        });
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut magic = [0u8; 2];
+    let n = file
+        .read(&mut magic)
+        .map_err(|e| Error::io(path, "cannot read", e))?;
+    let source = if n == 2 && magic == [0x1f, 0x8b] {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        let decoder =
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+        Source::Reader(Box::new(decoder))
+    } else if meta.is_file() {
+        let map = MappedFile::from_file(&file, path)?;
+        map.advise_sequential();
+        Source::Mapped(map)
+    } else {
+        // A pipe or device: read it as a stream.
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        Source::Reader(Box::new(file))
+    };
+    Ok(Input {
+        path: path.to_path_buf(),
+        source,
+        modified,
+    })
+}
+
+fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        return "-".into();
+    }
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Reads a stream in blocks that end at a line end.
+struct BlockReader<'a> {
+    reader: &'a mut (dyn Read + Send),
+    carry: Vec<u8>,
+    done: bool,
+}
+
+impl BlockReader<'_> {
+    fn next_block(&mut self, size: usize) -> std::io::Result<Option<Vec<u8>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut block = std::mem::take(&mut self.carry);
+        block.reserve(size);
+        while block.len() < size {
+            let before = block.len();
+            block.resize(before + (size - before).max(64 << 10), 0);
+            let n = loop {
+                match self.reader.read(&mut block[before..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            block.truncate(before + n);
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+        }
+        if !self.done {
+            match memchr::memrchr(b'\n', &block) {
+                Some(i) => self.carry = block.split_off(i + 1),
+                None => {
+                    // A line longer than a block: keep reading into it.
+                    self.carry = block;
+                    return self.next_block(size.saturating_mul(2));
+                }
+            }
+        }
+        Ok((!block.is_empty()).then_some(block))
+    }
+}
+
+// --- Parsing -----------------------------------------------------------------------------
+
+/// A block parsed: its length, outcome, entries and skipped plaintext lines.
+struct Parsed {
+    bytes: usize,
+    result: std::result::Result<ChunkStats, ChunkError>,
+    entries: Vec<Entry>,
+    skipped: u64,
+    /// (0-based line in block, why) of the first skipped lines.
+    skipped_examples: Vec<(u64, &'static str)>,
+}
+
+fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<Entry>) -> Parsed {
+    let mut parsed = Parsed {
+        bytes: block.len(),
+        result: Ok(ChunkStats::default()),
+        entries,
+        skipped: 0,
+        skipped_examples: Vec::new(),
+    };
+    parsed.entries.clear();
+    match format {
+        InputFormat::Hashes => parsed.result = parse_chunk(block, kind, &mut parsed.entries),
+        InputFormat::Passwords | InputFormat::Combo => {
+            let mut lines = 0u64;
+            for line in block.split_inclusive(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let password = if format == InputFormat::Combo {
+                    match memchr::memchr(b':', line) {
+                        Some(i) => Some(&line[i + 1..]),
+                        None if line.is_empty() => None,
+                        None => {
+                            skip(&mut parsed, lines, "no `:` between user and password");
+                            lines += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    (!line.is_empty()).then_some(line)
+                };
+                if let Some(password) = password {
+                    match kind.hash_password(password) {
+                        Some(hash) => parsed.entries.push(Entry { hash, count: 1 }),
+                        None => skip(&mut parsed, lines, "not UTF-8, which NTLM needs"),
+                    }
+                }
+                lines += 1;
+            }
+            parsed.result = Ok(ChunkStats {
+                lines,
+                sorted: false,
+            });
+        }
+    }
+    parsed
+}
+
+fn skip(parsed: &mut Parsed, line: u64, why: &'static str) {
+    parsed.skipped += 1;
+    if parsed.skipped_examples.len() < SKIP_EXAMPLES {
+        parsed.skipped_examples.push((line, why));
+    }
+}
+
+/// The kind named by the first hash of a block (`None` when it has no hash yet).
+fn detect_kind(path: &Path, block: &[u8], lines_before: u64) -> Result<Option<HashKind>> {
+    match first_hash_field(block) {
+        None => Ok(None),
+        Some((line, hex)) => {
+            HashKind::from_hex_len(hex.len())
+                .map(Some)
+                .ok_or_else(|| Error::Parse {
+                    path: path.to_path_buf(),
+                    line: lines_before + line,
+                    message: format!(
+                        "expected 40 hex digits (SHA-1) or 32 (NTLM), found {} characters",
+                        hex.len()
+                    ),
+                })
+        }
+    }
+}
+
+// --- Spilling unsorted entries -------------------------------------------------------------
+
+/// Partitions by the top 12 bits of the hash.
+const PARTITIONS: usize = 4096;
+/// Bytes of an entry in a partition file: the hash and the count.
+const SPILL_ENTRY: usize = 28;
+
+/// Unsorted entries, held in memory by partition up to a limit, then appended to files.
+pub struct Spill {
+    parts: Vec<Vec<Entry>>,
+    buffered: usize,
+    limit: usize,
+    tmp_root: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    written: Vec<u64>,
+    spilled_bytes: u64,
+    expected_entries: u64,
+}
+
+impl Spill {
+    fn new(memory: u64, tmp_root: PathBuf, expected_entries: u64) -> Spill {
+        let limit = (memory / 2 / std::mem::size_of::<Entry>() as u64).max(1024) as usize;
+        Spill {
+            parts: (0..PARTITIONS).map(|_| Vec::new()).collect(),
+            buffered: 0,
+            limit,
+            tmp_root,
+            dir: None,
+            written: vec![0; PARTITIONS],
+            spilled_bytes: 0,
+            expected_entries,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, entry: Entry) -> Result<()> {
+        let p = ((entry.hash[0] as usize) << 4) | (entry.hash[1] as usize >> 4);
+        self.parts[p].push(entry);
+        self.buffered += 1;
+        if self.buffered >= self.limit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.dir.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix(".leakdex-build-")
+                .tempdir_in(&self.tmp_root)
+                .map_err(|e| Error::io(&self.tmp_root, "cannot create a temporary folder in", e))?;
+            let need = self.expected_entries.saturating_mul(SPILL_ENTRY as u64);
+            check_free_space(dir.path(), need, "temporary partition files")?;
+            self.dir = Some(dir);
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("created above")
+            .path()
+            .to_path_buf();
+        let written: Vec<std::result::Result<u64, std::io::Error>> = self
+            .parts
+            .par_iter_mut()
+            .enumerate()
+            .map(|(p, entries)| {
+                if entries.is_empty() {
+                    return Ok(0);
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("{p:03x}")))?;
+                let mut out = BufWriter::with_capacity(256 << 10, file);
+                for e in entries.iter() {
+                    out.write_all(&e.hash)?;
+                    out.write_all(&e.count.to_le_bytes()[..])?;
+                }
+                out.flush()?;
+                let n = entries.len() as u64;
+                entries.clear();
+                Ok(n)
+            })
+            .collect();
+        for (p, w) in written.into_iter().enumerate() {
+            let n = w.map_err(|e| Error::io(&dir, "cannot write a temporary partition in", e))?;
+            self.written[p] += n;
+            self.spilled_bytes += n * SPILL_ENTRY as u64;
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Sorts each partition (read back from its file, if any) and writes it in order.
+    fn finish(
+        mut self,
+        writer: &mut IndexWriter,
+        cancel: &dyn Fn() -> Result<()>,
+        progress: &dyn BuildProgress,
+    ) -> Result<u64> {
+        progress.phase(
+            "sorting",
+            (self.written.iter().sum::<u64>() + self.buffered as u64) * SPILL_ENTRY as u64,
+        );
+        for p in 0..PARTITIONS {
+            cancel()?;
+            let mut entries = std::mem::take(&mut self.parts[p]);
+            if self.written[p] > 0 {
+                let dir = self
+                    .dir
+                    .as_ref()
+                    .expect("written partitions have a folder")
+                    .path();
+                let path = dir.join(format!("{p:03x}"));
+                let bytes =
+                    std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read back", e))?;
+                entries.reserve(bytes.len() / SPILL_ENTRY);
+                for c in bytes.chunks_exact(SPILL_ENTRY) {
+                    let mut hash: HashBytes = [0; 20];
+                    hash.copy_from_slice(&c[..20]);
+                    let count = u64::from_le_bytes(c[20..28].try_into().expect("8 bytes"));
+                    entries.push(Entry { hash, count });
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            entries.par_sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+            progress.advance((entries.len() * SPILL_ENTRY) as u64, 0);
+            for e in entries {
+                if writer.push(e)?.is_err() {
+                    return Err(Error::Invalid(
+                        "internal error: sorted partition out of order".into(),
+                    ));
+                }
+            }
+        }
+        Ok(self.spilled_bytes)
+    }
+}
+
+// --- Free space and memory ---------------------------------------------------------------
+
+/// Free bytes on the file system holding `path`.
+pub fn free_space(path: &Path) -> Option<u64> {
+    crate::sys::free_space(path)
+}
+
+fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
+    if let Some(free) = free_space(path) {
+        if need > free {
+            return Err(Error::Invalid(format!(
+                "{}: {what} need about {:.1} GiB, and only {:.1} GiB are free there{}",
+                path.display(),
+                gib(need),
+                gib(free),
+                if what.starts_with("temporary") {
+                    "; point --tmp at a bigger disk"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Memory this machine has in all, from `/proc/meminfo` where there is one.
+pub fn total_memory() -> Option<u64> {
+    meminfo("MemTotal:")
+}
+
+/// Memory this machine has available, from `/proc/meminfo` where there is one.
+pub fn available_memory() -> Option<u64> {
+    meminfo("MemAvailable:")
+}
+
+fn meminfo(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Parses a size such as `512M`, `4G`, `1.5GiB` or a plain number of bytes.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 4G or 512M"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("`{text}` has an unknown unit (use K, M, G or T)")),
+    };
+    Ok((value * scale as f64) as u64)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+// --- The build ---------------------------------------------------------------------------
+
+enum Sink {
+    Sorted(Box<IndexWriter>),
+    Unsorted(Spill),
+}
+
+/// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip files are
+/// recognised by their first bytes).
 pub fn build_index(
     inputs: &[PathBuf],
     output: &Path,
     options: &BuildOptions,
     progress: &dyn BuildProgress,
-) -> Result<IndexSummary> {
-    let maps = inputs
-        .iter()
-        .map(|p| MappedFile::open(p))
-        .collect::<Result<Vec<_>>>()?;
-    for m in &maps {
-        m.advise_sequential();
-    }
-    let kind = match options.kind {
-        Some(k) => k,
-        None => detect_kind(inputs, &maps)?,
+) -> Result<BuildSummary> {
+    let cancel = || -> Result<()> {
+        match &options.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
     };
-    let total: u64 = maps.iter().map(|m| m.bytes().len() as u64).sum();
-    progress.phase("reading", total);
-    match build_streaming(inputs, &maps, output, kind, options, progress)? {
-        Some(summary) => Ok(summary),
-        None => build_in_memory(inputs, &maps, output, kind, options, progress),
-    }
-}
+    let mut opened = inputs
+        .iter()
+        .map(|p| open_input(p))
+        .collect::<Result<Vec<_>>>()?;
+    let known_bytes: u64 = opened
+        .iter()
+        .map(|i| match &i.source {
+            Source::Mapped(m) => m.bytes().len() as u64,
+            Source::Reader(_) => 0,
+        })
+        .sum();
+    let out_dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // A line is at least a hash and a line end: an upper bound on hashes, for space checks.
+    let expected = known_bytes / 34;
+    check_free_space(&out_dir, expected * 20 + (32 << 20), "the index")?;
+    let memory = options
+        .memory_limit
+        .or_else(|| total_memory().map(|m| m / 2))
+        .unwrap_or(4 << 30);
+    let tmp_root = options.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
 
-/// The kind named by the first hash of the first input that has one (SHA-1 when none has).
-fn detect_kind(inputs: &[PathBuf], maps: &[MappedFile]) -> Result<HashKind> {
-    for (path, map) in inputs.iter().zip(maps) {
-        if let Some((line, hex)) = first_hash_field(map.bytes()) {
-            return HashKind::from_hex_len(hex.len()).ok_or_else(|| Error::Parse {
-                path: path.clone(),
-                line,
-                message: format!(
-                    "expected 40 hex digits (SHA-1) or 32 (NTLM), found {} characters",
-                    hex.len()
-                ),
+    let mut kind = options.kind;
+    if kind.is_none() && options.input != InputFormat::Hashes {
+        kind = Some(HashKind::Sha1);
+    }
+    let mut sink: Option<Sink> = None;
+    let mut skipped = 0u64;
+    let mut skipped_examples = Vec::new();
+    let mut sources = Vec::new();
+    let mut sorted_input = true;
+    progress.phase("reading", known_bytes);
+    for input in opened.iter_mut() {
+        let mut lines = 0u64;
+        let mut size = 0u64;
+        let path = input.path.clone();
+        let mut mapped: Option<&MappedFile> = None;
+        let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> =
+            match &mut input.source {
+                Source::Mapped(map) => {
+                    let map: &MappedFile = map;
+                    mapped = Some(map);
+                    let data = map.bytes();
+                    Box::new(
+                        split_chunks(data, options.chunk_size)
+                            .into_iter()
+                            .map(move |r| Ok(Cow::Borrowed(&data[r]))),
+                    )
+                }
+                Source::Reader(reader) => {
+                    let mut br = BlockReader {
+                        reader: reader.as_mut(),
+                        carry: Vec::new(),
+                        done: false,
+                    };
+                    let chunk = options.chunk_size;
+                    let path = path.clone();
+                    Box::new(std::iter::from_fn(move || match br.next_block(chunk) {
+                        Ok(Some(b)) => Some(Ok(Cow::Owned(b))),
+                        Ok(None) => None,
+                        Err(e) => Some(Err(Error::io(&path, "cannot read", e))),
+                    }))
+                }
+            };
+        // The kind comes from the first block that holds a hash.
+        let mut first_blocks = Vec::new();
+        while kind.is_none() {
+            match blocks.next() {
+                Some(block) => {
+                    let block = block?;
+                    kind = detect_kind(&path, &block, 0)?;
+                    first_blocks.push(block);
+                }
+                None => break,
+            }
+        }
+        let Some(k) = kind else {
+            // Nothing but blank lines so far.
+            for b in &first_blocks {
+                size += b.len() as u64;
+                lines += memchr::memchr_iter(b'\n', b).count() as u64;
+            }
+            sources.push(SourceInfo {
+                name: display_name(&path),
+                size,
+                lines,
+                modified: input.modified,
+            });
+            continue;
+        };
+        if sink.is_none() {
+            sink = Some(if options.input == InputFormat::Hashes {
+                Sink::Sorted(Box::new(IndexWriter::create(output, k, options.filter)?))
+            } else {
+                sorted_input = false;
+                Sink::Unsorted(Spill::new(memory, tmp_root.clone(), expected))
             });
         }
-    }
-    Ok(HashKind::Sha1)
-}
-
-fn parse_error(path: &Path, data: &[u8], chunk_start: usize, e: ChunkError) -> Error {
-    Error::Parse {
-        path: path.to_path_buf(),
-        line: dump::line_index_at(data, chunk_start) + e.line_in_chunk + 1,
-        message: e.message,
-    }
-}
-
-fn source_info(path: &Path, data: &[u8], lines: u64) -> SourceInfo {
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    SourceInfo {
-        name: path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        size: data.len() as u64,
-        lines,
-        modified,
-    }
-}
-
-/// Streams sorted input into the writer. `Ok(None)` when the input turns out not sorted.
-fn build_streaming(
-    inputs: &[PathBuf],
-    maps: &[MappedFile],
-    output: &Path,
-    kind: HashKind,
-    options: &BuildOptions,
-    progress: &dyn BuildProgress,
-) -> Result<Option<IndexSummary>> {
-    let mut writer = IndexWriter::create(output, kind, options.filter)?;
-    for (path, map) in inputs.iter().zip(maps) {
-        match stream_input(path, map, kind, options, &mut writer, progress)? {
-            Some(lines) => writer.add_source(source_info(path, map.bytes(), lines)),
-            None => return Ok(None),
-        }
-    }
-    writer.finish(progress).map(Some)
-}
-
-/// A chunk parsed on its own: its start, and its entries or the error in it.
-type ParsedChunk = (
-    usize,
-    std::result::Result<(Vec<Entry>, dump::ChunkStats), ChunkError>,
-);
-
-/// A batch of parsed chunks: each chunk's byte range, outcome and entries.
-type ParsedBatch = Vec<(
-    std::ops::Range<usize>,
-    std::result::Result<dump::ChunkStats, ChunkError>,
-    Vec<Entry>,
-)>;
-
-/// Streams one input into the writer: a thread parses the next batch of chunks on the pool
-/// while this one pushes the current batch. Returns the lines read, or `None` when the input
-/// is out of order.
-fn stream_input(
-    path: &Path,
-    map: &MappedFile,
-    kind: HashKind,
-    options: &BuildOptions,
-    writer: &mut IndexWriter,
-    progress: &dyn BuildProgress,
-) -> Result<Option<u64>> {
-    let data = map.bytes();
-    let chunks = split_chunks(data, options.chunk_size);
-    let batch_len = rayon::current_num_threads() * 2;
-    let (batches, parsed) = std::sync::mpsc::sync_channel::<ParsedBatch>(1);
-    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Entry>>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for batch in chunks.chunks(batch_len) {
-                let mut parsed: ParsedBatch = batch
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.clone(),
-                            Ok(Default::default()),
-                            recycled.try_recv().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                parsed.par_iter_mut().for_each(|(range, result, buf)| {
-                    buf.clear();
-                    *result = parse_chunk(&data[range.clone()], kind, buf);
-                });
-                if batches.send(parsed).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut lines = 0u64;
-        for batch in parsed {
-            let (mut lo, mut hi) = (usize::MAX, 0);
-            for (range, result, buf) in batch {
-                let stats = result.map_err(|e| parse_error(path, data, range.start, e))?;
-                if !stats.sorted {
-                    return Ok(None);
-                }
-                for entry in &buf {
-                    if writer.push(*entry)?.is_err() {
-                        return Ok(None);
+        let all_blocks = first_blocks.into_iter().map(Ok).chain(blocks);
+        let batch_len = rayon::current_num_threads() * 2;
+        let format = options.input;
+        let (batches, parsed) = std::sync::mpsc::sync_channel::<Result<Vec<Parsed>>>(1);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Entry>>();
+        let outcome: Result<()> = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut all_blocks = all_blocks;
+                loop {
+                    let mut batch = Vec::with_capacity(batch_len);
+                    for b in all_blocks.by_ref().take(batch_len) {
+                        match b {
+                            Ok(b) => batch.push(b),
+                            Err(e) => {
+                                let _ = batches.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    if batch.is_empty() {
+                        return;
+                    }
+                    let buffers: Vec<Vec<Entry>> = batch
+                        .iter()
+                        .map(|_| recycled.try_recv().unwrap_or_default())
+                        .collect();
+                    let parsed: Vec<Parsed> = batch
+                        .par_iter()
+                        .zip(buffers)
+                        .map(|(block, buf)| parse_block(block, k, format, buf))
+                        .collect();
+                    if batches.send(Ok(parsed)).is_err() {
+                        return;
                     }
                 }
-                lines += stats.lines;
-                progress.advance(range.len() as u64, stats.lines);
-                lo = lo.min(range.start);
-                hi = hi.max(range.end);
-                let _ = recycle.send(buf);
-            }
-            map.release(lo..hi);
-        }
-        Ok(Some(lines))
-    })
-}
-
-/// Memory this machine has available, from `/proc/meminfo` where there is one.
-pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-fn build_in_memory(
-    inputs: &[PathBuf],
-    maps: &[MappedFile],
-    output: &Path,
-    kind: HashKind,
-    options: &BuildOptions,
-    progress: &dyn BuildProgress,
-) -> Result<IndexSummary> {
-    let total: u64 = maps.iter().map(|m| m.bytes().len() as u64).sum();
-    // The shortest line is a bare hash and a newline.
-    let max_entries = total / (kind.hex_len() as u64 + 1) + 1;
-    let needed = max_entries * std::mem::size_of::<Entry>() as u64;
-    let limit = options
-        .memory_limit
-        .or_else(|| available_memory().map(|m| m / 10 * 8));
-    if let Some(limit) = limit {
-        if needed > limit {
-            return Err(Error::Invalid(format!(
-                "the input is not sorted by hash, and sorting {:.1} GiB of it in memory needs \
-                 up to {:.1} GiB, more than the {:.1} GiB available; sort it first \
-                 (for example `LC_ALL=C sort -S 50% -o sorted.txt input.txt`) and build from \
-                 the sorted file, which needs little memory",
-                gib(total),
-                gib(needed),
-                gib(limit)
-            )));
-        }
-    }
-    progress.phase("reading unsorted input", total);
-    let mut all: Vec<Entry> = Vec::new();
-    let mut sources = Vec::new();
-    for (path, map) in inputs.iter().zip(maps) {
-        let data = map.bytes();
-        let chunks = split_chunks(data, options.chunk_size);
-        let parsed: Vec<ParsedChunk> = chunks
-            .par_iter()
-            .map(|range| {
-                let mut buf = Vec::new();
-                let r = parse_chunk(&data[range.clone()], kind, &mut buf).map(|s| (buf, s));
-                if let Ok((_, s)) = &r {
-                    progress.advance(range.len() as u64, s.lines);
+            });
+            for batch in parsed {
+                cancel()?;
+                for p in batch? {
+                    let stats = p.result.map_err(|e| Error::Parse {
+                        path: path.clone(),
+                        line: lines + e.line_in_chunk + 1,
+                        message: e.message,
+                    })?;
+                    skipped += p.skipped;
+                    for (line, why) in &p.skipped_examples {
+                        if skipped_examples.len() < SKIP_EXAMPLES {
+                            skipped_examples.push(format!(
+                                "{}:{}: {why}",
+                                path.display(),
+                                lines + line + 1
+                            ));
+                        }
+                    }
+                    let current = sink.take().expect("a sink");
+                    sink = Some(feed(
+                        current,
+                        &p.entries,
+                        stats.sorted,
+                        memory,
+                        &tmp_root,
+                        expected,
+                        &mut sorted_input,
+                    )?);
+                    lines += stats.lines;
+                    size += p.bytes as u64;
+                    progress.advance(p.bytes as u64, stats.lines);
+                    let _ = recycle.send(p.entries);
                 }
-                (range.start, r)
-            })
-            .collect();
-        let mut lines = 0;
-        for (start, result) in parsed {
-            let (mut entries, stats) = result.map_err(|e| parse_error(path, data, start, e))?;
-            lines += stats.lines;
-            all.append(&mut entries);
-        }
-        sources.push(source_info(path, data, lines));
+                if let Some(map) = mapped {
+                    map.release(0..size as usize);
+                }
+            }
+            Ok(())
+        });
+        outcome?;
+        sources.push(SourceInfo {
+            name: display_name(&path),
+            size,
+            lines,
+            modified: input.modified,
+        });
     }
-    progress.phase("sorting", 0);
-    all.par_sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
-    progress.phase("writing", all.len() as u64);
-    let mut writer = IndexWriter::create(output, kind, options.filter)?;
+    cancel()?;
+    let mut temp_bytes = 0;
+    let writer = match sink {
+        Some(Sink::Sorted(w)) => *w,
+        Some(Sink::Unsorted(spill)) => {
+            let mut w =
+                IndexWriter::create(output, kind.unwrap_or(HashKind::Sha1), options.filter)?;
+            temp_bytes = spill.finish(&mut w, &cancel, progress)?;
+            w
+        }
+        None => IndexWriter::create(output, kind.unwrap_or(HashKind::Sha1), options.filter)?,
+    };
+    let mut writer = writer;
     for s in sources {
         writer.add_source(s);
     }
-    for (i, entry) in all.iter().enumerate() {
-        if writer.push(*entry)?.is_err() {
-            unreachable!("sorted entries arrive in order");
-        }
-        if i % 65536 == 65535 {
-            progress.advance(65536, 0);
-        }
-    }
-    drop(all);
-    writer.finish(progress)
+    cancel()?;
+    let index = writer.finish(progress)?;
+    Ok(BuildSummary {
+        index,
+        skipped_lines: skipped,
+        skipped_examples,
+        temp_bytes,
+        sorted_input,
+    })
 }
 
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
+/// Hands a block's entries to the sink; a sorted sink that meets disorder becomes a spill.
+fn feed(
+    sink: Sink,
+    entries: &[Entry],
+    block_sorted: bool,
+    memory: u64,
+    tmp_root: &Path,
+    expected: u64,
+    sorted_input: &mut bool,
+) -> Result<Sink> {
+    let mut sink = sink;
+    let mut start = 0;
+    if let Sink::Sorted(writer) = &mut sink {
+        if block_sorted {
+            for (i, e) in entries.iter().enumerate() {
+                if writer.push(*e)?.is_err() {
+                    start = i;
+                    break;
+                }
+                start = i + 1;
+            }
+        }
+        if start < entries.len() || !block_sorted {
+            *sorted_input = false;
+            let Sink::Sorted(writer) = sink else {
+                unreachable!("matched above")
+            };
+            let mut spill = Spill::new(memory, tmp_root.to_path_buf(), expected);
+            writer.into_entries(&mut |e| spill.push(e))?;
+            sink = Sink::Unsorted(spill);
+        }
+    }
+    if let Sink::Unsorted(spill) = &mut sink {
+        for e in &entries[start..] {
+            spill.push(*e)?;
+        }
+    }
+    Ok(sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("4X").is_err());
+    }
+
+    #[test]
+    fn block_reader_ends_blocks_at_line_ends() {
+        let text = b"aaaa\nbbbbbbbbbbbbbbbbbbbbbbbb\ncc\nlast-without-newline".to_vec();
+        let mut reader: &[u8] = &text;
+        let mut br = BlockReader {
+            reader: &mut reader,
+            carry: Vec::new(),
+            done: false,
+        };
+        let mut all = Vec::new();
+        while let Some(b) = br.next_block(7).unwrap() {
+            if !br.done {
+                assert_eq!(b.last(), Some(&b'\n'));
+            }
+            all.extend_from_slice(&b);
+        }
+        assert_eq!(all, text);
+    }
+
+    #[test]
+    fn plaintext_lines_hash_and_skip_what_cannot_be() {
+        let p = parse_block(
+            b"password\r\n\nbad\xff\n",
+            HashKind::Ntlm,
+            InputFormat::Passwords,
+            Vec::new(),
+        );
+        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.skipped, 1);
+        assert_eq!(p.skipped_examples, vec![(2, "not UTF-8, which NTLM needs")]);
+        let c = parse_block(
+            b"alice:password\nbob\ncarol:pa:ss\n",
+            HashKind::Sha1,
+            InputFormat::Combo,
+            Vec::new(),
+        );
+        assert_eq!(c.entries.len(), 2);
+        assert_eq!(c.entries[0].hash, crate::hash::sha1_password(b"password"));
+        assert_eq!(c.entries[1].hash, crate::hash::sha1_password(b"pa:ss"));
+        assert_eq!(
+            c.skipped_examples,
+            vec![(1, "no `:` between user and password")]
+        );
+    }
 }

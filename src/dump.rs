@@ -27,7 +27,7 @@ fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
     while let [b' ' | b'\t', rest @ ..] = line {
         line = rest;
     }
-    while let [rest @ .., b' ' | b'\t' | b'\r'] = line {
+    while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n'] = line {
         line = rest;
     }
     (!line.is_empty()).then_some(line)

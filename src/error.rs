@@ -46,6 +46,8 @@ pub enum Error {
     },
     /// The request cannot be carried out as asked (bad options, too little memory, ...).
     Invalid(String),
+    /// The work was stopped on request (Ctrl-C); its temporary files are removed.
+    Interrupted,
 }
 
 impl Error {
@@ -96,6 +98,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Invalid(message) => f.write_str(message),
+            Error::Interrupted => f.write_str("interrupted; nothing was written"),
         }
     }
 }

@@ -7,9 +7,9 @@ use crate::hash::{prefix_of, HashBytes, HashKind};
 use crate::sys::{AlignedBytes, MappedFile};
 use crate::writer::{decode_sources, SourceInfo};
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 enum Backing {
     Mapped(MappedFile),

@@ -231,6 +231,67 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// Gives back every entry written so far, in order, and removes the unfinished file: for a
+    /// build that finds its input out of order after streaming part of it.
+    pub fn into_entries(mut self, sink: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
+        let temp_path = self.temp_path.clone();
+        let io = |e| Error::io(&temp_path, "cannot read back", e);
+        self.records.out.flush().map_err(io)?;
+        self.overflow.out.flush().map_err(io)?;
+        let map = MappedFile::from_file(self.records.out.get_ref(), &temp_path)?;
+        let overflow = MappedFile::from_file(self.overflow.out.get_ref(), &temp_path)?;
+        let len = record_len(self.kind);
+        let start = records_offset() as usize;
+        let records = if self.records_written == 0 {
+            &[][..]
+        } else {
+            map.bytes()
+                .get(start..start + self.records_written as usize * len)
+                .ok_or_else(|| io(std::io::Error::other("short file")))?
+        };
+        let huge: Vec<(u64, u64)> = self
+            .huge
+            .chunks_exact(16)
+            .map(|c| (read_u64(c, 0).unwrap_or(0), read_u64(c, 8).unwrap_or(0)))
+            .collect();
+        let mut next_overflow = 0u64;
+        for bucket in 0..self.next_bucket {
+            let first = self.bucket_starts[bucket] as usize;
+            let last = if bucket + 1 < self.next_bucket {
+                self.bucket_starts[bucket + 1] as usize
+            } else {
+                self.records_written as usize
+            };
+            for rec in records[first * len..last * len].chunks_exact(len) {
+                let mut hash = record_hash(bucket as u32, rec);
+                hash[self.kind.byte_len()..].fill(0);
+                let code = rec[0] >> 4;
+                let count = if code < OVERFLOW_CODE {
+                    code as u64
+                } else {
+                    let at = next_overflow as usize * OVERFLOW_ENTRY_LEN;
+                    let small = read_u32(overflow.bytes(), at + 4)
+                        .ok_or_else(|| io(std::io::Error::other("short overflow file")))?;
+                    let count = if small == HUGE_MARK {
+                        huge.iter()
+                            .find(|(i, _)| *i == next_overflow)
+                            .map(|(_, c)| *c)
+                            .ok_or_else(|| io(std::io::Error::other("lost a huge count")))?
+                    } else {
+                        small as u64
+                    };
+                    next_overflow += 1;
+                    count
+                };
+                sink(Entry { hash, count })?;
+            }
+        }
+        if let Some(last) = self.pending_entry.take() {
+            sink(last)?;
+        }
+        Ok(())
+    }
+
     /// Builds the filter, writes the remaining parts, syncs the file and renames it into
     /// place.
     pub fn finish(mut self, progress: &dyn BuildProgress) -> Result<IndexSummary> {

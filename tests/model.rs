@@ -237,34 +237,3 @@ fn a_large_build_matches_the_model_and_shards_its_filter() {
     assert_eq!(model.get(&hash), Some(&5_000_000_000));
     index.verify().unwrap();
 }
-
-#[test]
-fn unsorted_input_too_big_for_memory_is_refused_before_sorting() {
-    let lines: Vec<Line> = (0..50u64)
-        .rev()
-        .map(|seed| Line {
-            seed,
-            prefix_pick: (seed % 6) as usize,
-            count: 3,
-            bare: false,
-            lower: false,
-            crlf: false,
-            bom: false,
-            blank_after: false,
-        })
-        .collect();
-    let (text, _) = render(&lines, HashKind::Sha1, false);
-    let dir = tempfile::tempdir().unwrap();
-    let options = BuildOptions {
-        memory_limit: Some(100),
-        ..BuildOptions::default()
-    };
-    let err = build_from_text(dir.path(), &text, &options).unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("not sorted by hash"), "{message}");
-    assert!(message.contains("sort it first"), "{message}");
-    assert!(!dir.path().join("index.ldx").exists());
-    // Sorted input needs no such memory.
-    let (sorted, _) = render(&lines, HashKind::Sha1, true);
-    build_from_text(dir.path(), &sorted, &options).unwrap();
-}

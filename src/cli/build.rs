@@ -3,20 +3,32 @@
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use leakdex::{build_index, BuildOptions, BuildProgress, FilterKind, HashKind, NoProgress};
+use leakdex::build::parse_size;
+use leakdex::{
+    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat, NoProgress,
+};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Build an index from dumps of SHA-1 or NTLM hashes.
+/// Build an index from dumps of SHA-1 or NTLM hashes (or plaintext leaks).
 ///
 /// Each INPUT holds one `HASH:COUNT` or bare `HASH` (count 1) per line: LF or CRLF, hex in
 /// either case, a UTF-8 byte-order mark or blank lines tolerated, sorted or not. A hash that
-/// appears more than once has its counts summed. A malformed line stops the build with an
-/// error naming the file and line (exit code 2), and nothing is left at the output path: the
-/// index is written under a temporary name beside it and renamed into place when complete.
+/// appears more than once has its counts summed. INPUT may be `-` (standard input) or a gzip
+/// file (recognised by its first bytes); both are streamed. A malformed line stops the build
+/// with an error naming the file and line (exit code 2), and nothing is left at the output
+/// path: the index is written under a temporary name beside it and renamed into place when
+/// complete.
+///
+/// Sorted input streams straight through. Unsorted input is partitioned by hash prefix, in
+/// memory up to half of --memory and in temporary files under --tmp beyond that, then each
+/// partition is sorted on all cores. Temporary files are removed on success, on error and on
+/// Ctrl-C (exit code 130).
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Dump files to read.
@@ -32,6 +44,16 @@ pub struct BuildArgs {
     /// bits/hash, 0.0015%) or none.
     #[arg(long, default_value = "fuse8")]
     filter: FilterKind,
+    /// What the lines hold: hashes, passwords (one plaintext password per line, each hashed
+    /// into the index's kind, --kind defaulting to sha1) or combo (`user:password` lines).
+    #[arg(long, default_value = "hashes")]
+    input: InputFormat,
+    /// Memory the build may use, such as 4G or 512M [default: half of the machine's].
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Folder for temporary partition files [default: the output's folder].
+    #[arg(long, value_name = "DIR")]
+    tmp: Option<PathBuf>,
     /// Worker threads [default: one per core].
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -67,9 +89,21 @@ impl BuildProgress for Bar {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
     super::set_threads(args.threads)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    // The first Ctrl-C asks the build to stop and clean up; a second one stops at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let options = BuildOptions {
         kind: args.kind,
         filter: args.filter,
+        input: args.input,
+        memory_limit: args.memory,
+        tmp_dir: args.tmp,
+        cancel: Some(cancel),
         ..BuildOptions::default()
     };
     let started = Instant::now();
@@ -92,17 +126,43 @@ pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
         result
     } else {
         build_index(&args.inputs, &args.output, &options, &NoProgress)
-    }
-    .context("build failed")?;
-    if !args.quiet {
+    };
+    let summary = match summary {
+        Err(leakdex::Error::Interrupted) => {
+            eprintln!(
+                "leakdex: build interrupted; nothing was written and temporary files are removed"
+            );
+            return Ok(130);
+        }
+        other => other.context("build failed")?,
+    };
+    if summary.skipped_lines > 0 {
         eprintln!(
-            "wrote {}: {} {} hashes, counts summing to {}, {} bytes, in {:.2} s",
+            "leakdex: {} lines could not be hashed and were left out, for example:",
+            super::grouped(summary.skipped_lines)
+        );
+        for example in &summary.skipped_examples {
+            eprintln!("  {example}");
+        }
+    }
+    if !args.quiet {
+        let index = &summary.index;
+        eprintln!(
+            "wrote {}: {} {} hashes, counts summing to {}, {} bytes, in {:.2} s{}",
             args.output.display(),
-            super::grouped(summary.hashes),
-            summary.kind.display_name(),
-            super::grouped(summary.count_sum),
-            super::grouped(summary.file_len),
-            started.elapsed().as_secs_f64()
+            super::grouped(index.hashes),
+            index.kind.display_name(),
+            super::grouped(index.count_sum),
+            super::grouped(index.file_len),
+            started.elapsed().as_secs_f64(),
+            if summary.temp_bytes > 0 {
+                format!(
+                    " ({} bytes of temporary partitions)",
+                    super::grouped(summary.temp_bytes)
+                )
+            } else {
+                String::new()
+            }
         );
     }
     Ok(0)

@@ -71,3 +71,12 @@ pub fn hash_from(seed: u64, prefix: u32, kind: HashKind) -> HashBytes {
     h[kind.byte_len()..].fill(0);
     h
 }
+
+/// The index bytes that depend on content only: everything between the section table and the
+/// sources section (which records file names, sizes and dates).
+pub fn content_bytes(bytes: &[u8]) -> Vec<u8> {
+    use leakdex::format::{HEADER_LEN, SECTIONS_START, SECTION_ENTRY_LEN};
+    let sources = HEADER_LEN + 7 * SECTION_ENTRY_LEN;
+    let offset = u64::from_le_bytes(bytes[sources + 8..sources + 16].try_into().unwrap()) as usize;
+    bytes[SECTIONS_START..offset].to_vec()
+}

@@ -1,0 +1,312 @@
+//! Leak-scale builds: unsorted, gzip, standard-input and multi-file inputs, bounded memory,
+//! interruption, and plaintext leaks.
+
+mod common;
+
+use common::*;
+use leakdex::{build_index, BuildOptions, HashKind, Index, InputFormat, NoProgress};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn leakdex() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leakdex"))
+}
+
+/// A generated sorted dump, its shuffled lines, and its model.
+fn dumps(n: u64) -> (Vec<u8>, Vec<u8>, Model) {
+    let options = leakdex::generate::GenerateOptions {
+        hashes: n,
+        kind: HashKind::Sha1,
+        seed: 5,
+        crlf: true,
+        known: leakdex::generate::sample_passwords(),
+    };
+    let mut sorted = Vec::new();
+    leakdex::generate::generate(&options, &mut sorted).unwrap();
+    let mut lines: Vec<&[u8]> = sorted.split_inclusive(|&b| b == b'\n').collect();
+    let mut model = Model::new();
+    for l in &lines {
+        let e = leakdex::dump::parse_line(l, HashKind::Sha1)
+            .unwrap()
+            .unwrap();
+        model_add(&mut model, e.hash, e.count);
+    }
+    // A deterministic shuffle, with some lines repeated (their counts add up).
+    let mut x = 12345u64;
+    for i in (1..lines.len()).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lines.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let mut shuffled: Vec<u8> = lines.concat();
+    for l in lines.iter().take(50) {
+        shuffled.extend_from_slice(l);
+        let e = leakdex::dump::parse_line(l, HashKind::Sha1)
+            .unwrap()
+            .unwrap();
+        model_add(&mut model, e.hash, e.count);
+    }
+    let mut resorted: Vec<&[u8]> = shuffled.split_inclusive(|&b| b == b'\n').collect();
+    resorted.sort();
+    (resorted.concat(), shuffled, model)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn build(
+    inputs: &[PathBuf],
+    out: &Path,
+    options: &BuildOptions,
+) -> (Vec<u8>, leakdex::BuildSummary) {
+    let summary = build_index(inputs, out, options, &NoProgress).unwrap();
+    (std::fs::read(out).unwrap(), summary)
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("leakdex"))
+        .collect()
+}
+
+#[test]
+fn unsorted_gzip_stdin_and_split_inputs_give_the_sorted_builds_content() {
+    let (sorted, shuffled, model) = dumps(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (reference, summary) = build(
+        &[write_file(d, "sorted.txt", &sorted)],
+        &d.join("a.ldx"),
+        &Default::default(),
+    );
+    assert!(summary.sorted_input);
+    let index = Index::open(d.join("a.ldx")).unwrap();
+    assert_eq!(index.hash_count(), model.len() as u64);
+    for (h, &c) in model.iter().step_by(7) {
+        assert_eq!(index.check(h).unwrap(), Some(c));
+    }
+    let reference = content_bytes(&reference);
+
+    let unsorted = write_file(d, "shuffled.txt", &shuffled);
+    let (bytes, summary) = build(&[unsorted.clone()], &d.join("b.ldx"), &Default::default());
+    assert!(!summary.sorted_input);
+    assert!(content_bytes(&bytes) == reference, "unsorted build differs");
+
+    let gz = write_file(d, "shuffled.txt.gz", &gzip(&shuffled));
+    let (bytes, _) = build(&[gz], &d.join("c.ldx"), &Default::default());
+    assert!(content_bytes(&bytes) == reference, "gzip build differs");
+
+    let sorted_gz = write_file(d, "sorted.txt.gz", &gzip(&sorted));
+    let (bytes, summary) = build(&[sorted_gz], &d.join("c2.ldx"), &Default::default());
+    assert!(
+        summary.sorted_input,
+        "a sorted gzip stream goes straight through"
+    );
+    assert!(
+        content_bytes(&bytes) == reference,
+        "sorted gzip build differs"
+    );
+
+    // Split in three files, the middle one gzipped: several inputs, one index.
+    let third = shuffled.len() / 3;
+    let cut1 = shuffled[..third].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    let cut2 = shuffled[..2 * third]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let parts = vec![
+        write_file(d, "p1.txt", &shuffled[..cut1]),
+        write_file(d, "p2.txt.gz", &gzip(&shuffled[cut1..cut2])),
+        write_file(d, "p3.txt", &shuffled[cut2..]),
+    ];
+    let (bytes, _) = build(&parts, &d.join("e.ldx"), &Default::default());
+    assert!(
+        content_bytes(&bytes) == reference,
+        "multi-file build differs"
+    );
+    let info = Index::open(d.join("e.ldx")).unwrap().info();
+    assert_eq!(info.sources.len(), 3);
+    assert_eq!(info.sources[1].name, "p2.txt.gz");
+    assert_eq!(
+        info.sources[1].size,
+        (cut2 - cut1) as u64,
+        "sizes are of the text read"
+    );
+
+    // Standard input, through the binary.
+    let mut child = leakdex()
+        .args(["build", "-", "-q", "-o"])
+        .arg(d.join("f.ldx"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&shuffled).unwrap();
+    assert!(child.wait().unwrap().success());
+    let bytes = std::fs::read(d.join("f.ldx")).unwrap();
+    assert!(content_bytes(&bytes) == reference, "stdin build differs");
+    assert_eq!(Index::open(d.join("f.ldx")).unwrap().sources()[0].name, "-");
+    assert!(
+        leftovers(d).iter().all(|n| !n.starts_with('.')),
+        "{:?}",
+        leftovers(d)
+    );
+}
+
+#[test]
+fn a_tiny_memory_budget_spills_to_many_partitions_and_stays_right() {
+    let (sorted, shuffled, _) = dumps(40_000);
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (reference, _) = build(
+        &[write_file(d, "sorted.txt", &sorted)],
+        &d.join("a.ldx"),
+        &Default::default(),
+    );
+    let options = BuildOptions {
+        memory_limit: Some(64 << 10),
+        tmp_dir: Some(tmp.path().to_path_buf()),
+        ..BuildOptions::default()
+    };
+    let (bytes, summary) = build(
+        &[write_file(d, "shuffled.txt", &shuffled)],
+        &d.join("b.ldx"),
+        &options,
+    );
+    // Partitions spill every 1,024 entries: nearly everything went through the disk.
+    assert!(summary.temp_bytes >= 38_000 * 28, "{}", summary.temp_bytes);
+    assert!(content_bytes(&bytes) == content_bytes(&reference));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    Index::open(d.join("b.ldx")).unwrap().verify().unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_builds_leave_no_index_and_after_sigint_no_temporary_files() {
+    let (_, shuffled, _) = dumps(600_000);
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = write_file(d, "big.txt", &shuffled.repeat(4));
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let out = d.join("out.ldx");
+        let mut child = leakdex()
+            .args(["build", "-q", "--memory", "8M", "--tmp"])
+            .arg(tmp.path())
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert!(!out.exists(), "an index after signal {signal}");
+        if signal == libc::SIGINT {
+            assert_eq!(status.code(), Some(130));
+            assert!(
+                leftovers(tmp.path()).is_empty(),
+                "{:?}",
+                leftovers(tmp.path())
+            );
+            assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
+        }
+    }
+}
+
+#[test]
+fn plaintext_and_combo_leaks_hash_like_reference_implementations() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Reference values from Python's hashlib (SHA-1) and passlib's nthash (NTLM).
+    let passwords = "password\npässwörd\r\npassword\n密码\n\n";
+    let file = write_file(d, "passwords.txt", passwords.as_bytes());
+    for (kind, expect) in [
+        (
+            HashKind::Sha1,
+            [
+                ("5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8", 2),
+                ("F517DDF1D32A112FF1AD55C66D1B12CB38E7E8F7", 1),
+                ("C839A8FF17885AF0B098662CCC3AC5E3111B3B3B", 1),
+            ],
+        ),
+        (
+            HashKind::Ntlm,
+            [
+                ("8846F7EAEE8FB117AD06BDD830B7586C", 2),
+                ("0553152250AC01ADB4213CB9938663E4", 1),
+                ("F900556F89880C4084E3C644C6C20B9C", 1),
+            ],
+        ),
+    ] {
+        let options = BuildOptions {
+            kind: Some(kind),
+            input: InputFormat::Passwords,
+            ..BuildOptions::default()
+        };
+        let out = d.join(format!("{kind}.ldx"));
+        let (_, summary) = build(&[file.clone()], &out, &options);
+        assert_eq!(summary.skipped_lines, 0);
+        let index = Index::open(&out).unwrap();
+        assert_eq!(index.hash_count(), 3);
+        for (hex, count) in expect {
+            let h = leakdex::hash::parse_hash(hex.as_bytes(), kind).unwrap();
+            assert_eq!(index.check(&h).unwrap(), Some(count), "{kind} {hex}");
+        }
+    }
+
+    let mut combo_text = "alice:password\nbob:pässwörd\nnot-a-combo-line\ncarol:pass:word\n"
+        .as_bytes()
+        .to_vec();
+    combo_text.extend_from_slice(b"dave:\xff\xfe\n");
+    let combo = write_file(d, "combo.txt", &combo_text);
+    let out = d.join("combo.ldx");
+    let options = BuildOptions {
+        kind: Some(HashKind::Ntlm),
+        input: InputFormat::Combo,
+        ..BuildOptions::default()
+    };
+    let (_, summary) = build(&[combo.clone()], &out, &options);
+    assert_eq!(summary.skipped_lines, 2, "{:?}", summary.skipped_examples);
+    assert!(
+        summary.skipped_examples[0].ends_with("combo.txt:3: no `:` between user and password"),
+        "{:?}",
+        summary.skipped_examples
+    );
+    assert!(
+        summary.skipped_examples[1].contains("combo.txt:5: not UTF-8"),
+        "{:?}",
+        summary.skipped_examples
+    );
+    let index = Index::open(&out).unwrap();
+    let h = leakdex::hash::parse_hash(b"0553152250AC01ADB4213CB9938663E4", HashKind::Ntlm).unwrap();
+    assert_eq!(index.check(&h).unwrap(), Some(1));
+    let (_, count) = index.check_password(b"pass:word").unwrap();
+    assert_eq!(count, Some(1));
+
+    // The CLI reports what it left out.
+    let cli = leakdex()
+        .args(["build", "--input", "combo", "--kind", "ntlm", "-o"])
+        .arg(d.join("combo2.ldx"))
+        .arg(&combo)
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(stderr.contains("2 lines could not be hashed"), "{stderr}");
+    assert!(stderr.contains("combo.txt:3"), "{stderr}");
+}
