@@ -96,7 +96,11 @@ fn unsorted_gzip_stdin_and_split_inputs_give_the_sorted_builds_content() {
     let reference = content_bytes(&reference);
 
     let unsorted = write_file(d, "shuffled.txt", &shuffled);
-    let (bytes, summary) = build(&[unsorted.clone()], &d.join("b.ldx"), &Default::default());
+    let (bytes, summary) = build(
+        std::slice::from_ref(&unsorted),
+        &d.join("b.ldx"),
+        &Default::default(),
+    );
     assert!(!summary.sorted_input);
     assert!(content_bytes(&bytes) == reference, "unsorted build differs");
 
@@ -259,7 +263,7 @@ fn plaintext_and_combo_leaks_hash_like_reference_implementations() {
             ..BuildOptions::default()
         };
         let out = d.join(format!("{kind}.ldx"));
-        let (_, summary) = build(&[file.clone()], &out, &options);
+        let (_, summary) = build(std::slice::from_ref(&file), &out, &options);
         assert_eq!(summary.skipped_lines, 0);
         let index = Index::open(&out).unwrap();
         assert_eq!(index.hash_count(), 3);
@@ -280,7 +284,7 @@ fn plaintext_and_combo_leaks_hash_like_reference_implementations() {
         input: InputFormat::Combo,
         ..BuildOptions::default()
     };
-    let (_, summary) = build(&[combo.clone()], &out, &options);
+    let (_, summary) = build(std::slice::from_ref(&combo), &out, &options);
     assert_eq!(summary.skipped_lines, 2, "{:?}", summary.skipped_examples);
     assert!(
         summary.skipped_examples[0].ends_with("combo.txt:3: no `:` between user and password"),
