@@ -5,7 +5,7 @@
 //! the next batch of blocks on the pool while the current one is written. Sorted input (the
 //! official dumps are sorted) streams straight into the writer. When an entry turns up out of
 //! order, what was written so far is read back into a [`Spill`], which holds entries in memory
-//! up to half the memory budget, partitioned by the top 12 bits of the hash, and appends them
+//! up to a quarter of the memory budget, partitioned by the top 12 bits of the hash, and appends them
 //! to temporary partition files when that fills; at the end each partition is sorted on all
 //! cores and written in order. Temporary files live in a folder that is removed on success, on
 //! error and on interruption.
@@ -59,7 +59,8 @@ pub struct BuildOptions {
     pub input: InputFormat,
     /// Bytes of input per parallel parsing task.
     pub chunk_size: usize,
-    /// Memory the build may use; `None`: half of the machine's memory.
+    /// Memory the build may use; `None`: half of the machine's memory, at most 60% of what is
+    /// available now.
     pub memory_limit: Option<u64>,
     /// Folder for temporary partition files; `None`: the output's folder.
     pub tmp_dir: Option<PathBuf>,
@@ -325,7 +326,9 @@ pub struct Spill {
 
 impl Spill {
     fn new(memory: u64, tmp_root: PathBuf, expected_entries: u64) -> Spill {
-        let limit = (memory / 2 / std::mem::size_of::<Entry>() as u64).max(1024) as usize;
+        // Partition vectors may hold up to twice what they use (they grow by doubling), and
+        // parsing, writing and the filter need room too: buffer a quarter of the budget.
+        let limit = (memory / 4 / std::mem::size_of::<Entry>() as u64).max(1024) as usize;
         Spill {
             parts: (0..PARTITIONS).map(|_| Vec::new()).collect(),
             buffered: 0,
@@ -397,45 +400,57 @@ impl Spill {
         Ok(())
     }
 
-    /// Sorts each partition (read back from its file, if any) and writes it in order.
+    /// Sorts each partition (read back from its file, if any) and writes it in order: a few
+    /// partitions at a time, loaded and sorted in parallel, then written one after another.
     fn finish(
         mut self,
         writer: &mut IndexWriter,
         cancel: &dyn Fn() -> Result<()>,
         progress: &dyn BuildProgress,
     ) -> Result<u64> {
-        progress.phase(
-            "sorting",
-            (self.written.iter().sum::<u64>() + self.buffered as u64) * SPILL_ENTRY as u64,
-        );
-        for p in 0..PARTITIONS {
+        let total = self.written.iter().sum::<u64>() + self.buffered as u64;
+        progress.phase("sorting", total * SPILL_ENTRY as u64);
+        let dir = self.dir.as_ref().map(|d| d.path().to_path_buf());
+        let batch = rayon::current_num_threads() * 4;
+        let ids: Vec<usize> = (0..PARTITIONS).collect();
+        for group in ids.chunks(batch) {
             cancel()?;
-            let mut entries = std::mem::take(&mut self.parts[p]);
-            if self.written[p] > 0 {
-                let dir = self
-                    .dir
-                    .as_ref()
-                    .expect("written partitions have a folder")
-                    .path();
-                let path = dir.join(format!("{p:03x}"));
-                let bytes =
-                    std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read back", e))?;
-                entries.reserve(bytes.len() / SPILL_ENTRY);
-                for c in bytes.chunks_exact(SPILL_ENTRY) {
-                    let mut hash: HashBytes = [0; 20];
-                    hash.copy_from_slice(&c[..20]);
-                    let count = u64::from_le_bytes(c[20..28].try_into().expect("8 bytes"));
-                    entries.push(Entry { hash, count });
-                }
-                let _ = std::fs::remove_file(&path);
-            }
-            entries.par_sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
-            progress.advance((entries.len() * SPILL_ENTRY) as u64, 0);
-            for e in entries {
-                if writer.push(e)?.is_err() {
-                    return Err(Error::Invalid(
-                        "internal error: sorted partition out of order".into(),
-                    ));
+            let mut taken: Vec<(usize, Vec<Entry>)> = group
+                .iter()
+                .map(|&p| (p, std::mem::take(&mut self.parts[p])))
+                .collect();
+            let written = &self.written;
+            let loaded: Vec<Result<Vec<Entry>>> = taken
+                .par_iter_mut()
+                .map(|(p, entries)| {
+                    let mut entries = std::mem::take(entries);
+                    if written[*p] > 0 {
+                        let dir = dir.as_ref().expect("written partitions have a folder");
+                        let path = dir.join(format!("{p:03x}"));
+                        let bytes = std::fs::read(&path)
+                            .map_err(|e| Error::io(&path, "cannot read back", e))?;
+                        entries.reserve(bytes.len() / SPILL_ENTRY);
+                        for c in bytes.chunks_exact(SPILL_ENTRY) {
+                            let mut hash: HashBytes = [0; 20];
+                            hash.copy_from_slice(&c[..20]);
+                            let count = u64::from_le_bytes(c[20..28].try_into().expect("8 bytes"));
+                            entries.push(Entry { hash, count });
+                        }
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    entries.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+                    Ok(entries)
+                })
+                .collect();
+            for entries in loaded {
+                let entries = entries?;
+                progress.advance((entries.len() * SPILL_ENTRY) as u64, 0);
+                for e in entries {
+                    if writer.push(e)?.is_err() {
+                        return Err(Error::Invalid(
+                            "internal error: a sorted partition came out of order".into(),
+                        ));
+                    }
                 }
             }
         }
@@ -552,7 +567,10 @@ pub fn build_index(
     check_free_space(&out_dir, expected * 20 + (32 << 20), "the index")?;
     let memory = options
         .memory_limit
-        .or_else(|| total_memory().map(|m| m / 2))
+        .or_else(|| {
+            let half = total_memory()? / 2;
+            Some(available_memory().map_or(half, |a| half.min(a / 10 * 6)))
+        })
         .unwrap_or(4 << 30);
     let tmp_root = options.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
 

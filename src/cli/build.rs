@@ -26,8 +26,8 @@ use std::time::Instant;
 /// complete.
 ///
 /// Sorted input streams straight through. Unsorted input is partitioned by hash prefix, in
-/// memory up to half of --memory and in temporary files under --tmp beyond that, then each
-/// partition is sorted on all cores. Temporary files are removed on success, on error and on
+/// memory up to a quarter of --memory and in temporary files under --tmp beyond that, then
+/// each partition is sorted on all cores. Temporary files are removed on success, on error and on
 /// Ctrl-C (exit code 130).
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -48,7 +48,8 @@ pub struct BuildArgs {
     /// into the index's kind, --kind defaulting to sha1) or combo (`user:password` lines).
     #[arg(long, default_value = "hashes")]
     input: InputFormat,
-    /// Memory the build may use, such as 4G or 512M [default: half of the machine's].
+    /// Memory the build may use, such as 4G or 512M [default: half of the machine's, at most
+    /// 60% of what is free].
     #[arg(long, value_parser = parse_size)]
     memory: Option<u64>,
     /// Folder for temporary partition files [default: the output's folder].
