@@ -117,6 +117,8 @@ const SKIP_EXAMPLES: usize = 5;
 enum Source {
     Mapped(MappedFile),
     Reader(Box<dyn Read + Send>),
+    /// An existing index, merged in with its entries and its sources.
+    Index(Box<crate::index::Index>),
 }
 
 struct Input {
@@ -142,11 +144,18 @@ fn open_input(path: &Path) -> Result<Input> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let mut magic = [0u8; 2];
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| Error::io(path, "cannot read", e))?;
-    let source = if n == 2 && magic == [0x1f, 0x8b] {
+    let mut magic = [0u8; 8];
+    let mut n = 0;
+    while n < magic.len() {
+        match file.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(Error::io(path, "cannot read", e)),
+        }
+    }
+    let source = if n == 8 && magic == crate::format::MAGIC {
+        Source::Index(Box::new(crate::index::Index::open(path)?))
+    } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
         let decoder =
             flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
@@ -556,6 +565,7 @@ pub fn build_index(
         .map(|i| match &i.source {
             Source::Mapped(m) => m.bytes().len() as u64,
             Source::Reader(_) => 0,
+            Source::Index(index) => index.hash_count() * 40,
         })
         .sum();
     let out_dir = match output.parent() {
@@ -588,6 +598,45 @@ pub fn build_index(
         let mut lines = 0u64;
         let mut size = 0u64;
         let path = input.path.clone();
+        if let Source::Index(index) = &input.source {
+            let k = *kind.get_or_insert(index.kind());
+            if k != index.kind() {
+                return Err(Error::Invalid(format!(
+                    "{}: a {} index cannot be merged into a {} build",
+                    path.display(),
+                    index.kind().display_name(),
+                    k.display_name()
+                )));
+            }
+            let current = match sink.take() {
+                Some(s) => s,
+                None => Sink::Sorted(Box::new(IndexWriter::create(output, k, options.filter)?)),
+            };
+            let mut state = Some(current);
+            let mut chunk = Vec::with_capacity(1 << 16);
+            let flush = |chunk: &mut Vec<Entry>,
+                         state: &mut Option<Sink>,
+                         sorted: &mut bool|
+             -> Result<()> {
+                cancel()?;
+                let s = state.take().expect("a sink");
+                *state = Some(feed(s, chunk, true, memory, &tmp_root, expected, sorted)?);
+                chunk.clear();
+                Ok(())
+            };
+            index.for_each_entry(&mut |e| {
+                chunk.push(e);
+                if chunk.len() == chunk.capacity() {
+                    flush(&mut chunk, &mut state, &mut sorted_input)?;
+                }
+                Ok(())
+            })?;
+            flush(&mut chunk, &mut state, &mut sorted_input)?;
+            sink = state;
+            sources.extend(index.sources().iter().cloned());
+            progress.advance(index.hash_count() * 40, 0);
+            continue;
+        }
         let mut mapped: Option<&MappedFile> = None;
         let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> =
             match &mut input.source {
@@ -601,6 +650,8 @@ pub fn build_index(
                             .map(move |r| Ok(Cow::Borrowed(&data[r]))),
                     )
                 }
+                // Indexes were merged above.
+                Source::Index(_) => Box::new(std::iter::empty()),
                 Source::Reader(reader) => {
                     let mut br = BlockReader {
                         reader: reader.as_mut(),

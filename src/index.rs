@@ -412,6 +412,46 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Calls `f` with every entry of the index in hash order (for merging indexes).
+    pub fn for_each_entry(
+        &self,
+        f: &mut dyn FnMut(crate::dump::Entry) -> Result<()>,
+    ) -> Result<()> {
+        let len = self.record_len;
+        for bucket in 0..BUCKETS as u32 {
+            let records = self.bucket_bytes(bucket)?;
+            let overflow = self.bucket_overflow(bucket)?;
+            let mut next = overflow.start;
+            for (i, rec) in records.chunks_exact(len).enumerate() {
+                let mut hash = crate::writer::record_hash(bucket, rec);
+                hash[self.kind().byte_len()..].fill(0);
+                let code = rec[0] >> 4;
+                let count = if code < OVERFLOW_CODE {
+                    code as u64
+                } else {
+                    match (next < overflow.end)
+                        .then(|| self.overflow_entry(next))
+                        .flatten()
+                    {
+                        Some((pos, Ok(c))) if pos as usize == i => {
+                            next += 1;
+                            c
+                        }
+                        _ => {
+                            return Err(self.corrupt(format!(
+                                "range {bucket:05X}: overflow counts out of step with records"
+                            )))
+                        }
+                    }
+                };
+                f(crate::dump::Entry { hash, count })?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Orders a record against a hash given as its 6th hex digit and following bytes.
 #[inline]
 pub(crate) fn compare_record(rec: &[u8], nibble: u8, rest: &[u8]) -> Ordering {

@@ -314,3 +314,86 @@ fn plaintext_and_combo_leaks_hash_like_reference_implementations() {
     assert!(stderr.contains("2 lines could not be hashed"), "{stderr}");
     assert!(stderr.contains("combo.txt:3"), "{stderr}");
 }
+
+#[test]
+fn merge_combines_indexes_and_dumps_with_counts_summed() {
+    let (sorted, shuffled, model) = dumps(30_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let half = shuffled.len() / 2;
+    let cut = shuffled[..half].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    // The halves share nothing but their repeated lines; give them an overlap too.
+    let overlap: Vec<u8> = shuffled[..cut]
+        .split_inclusive(|&b| b == b'\n')
+        .take(500)
+        .collect::<Vec<_>>()
+        .concat();
+    let mut second = shuffled[cut..].to_vec();
+    second.extend_from_slice(&overlap);
+    let mut model = model;
+    for l in overlap.split_inclusive(|&b| b == b'\n') {
+        if let Ok(Some(e)) = leakdex::dump::parse_line(l, HashKind::Sha1) {
+            model_add(&mut model, e.hash, e.count);
+        }
+    }
+    let first = write_file(d, "first.txt", &shuffled[..cut]);
+    let second = write_file(d, "second.txt.gz", &gzip(&second));
+    build(
+        std::slice::from_ref(&first),
+        &d.join("old.ldx"),
+        &Default::default(),
+    );
+    build(
+        std::slice::from_ref(&second),
+        &d.join("new.ldx"),
+        &Default::default(),
+    );
+
+    let out = leakdex()
+        .args(["merge", "-q", "-o"])
+        .arg(d.join("merged.ldx"))
+        .arg(d.join("old.ldx"))
+        .arg(d.join("new.ldx"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = Index::open(d.join("merged.ldx")).unwrap();
+    assert_eq!(merged.hash_count(), model.len() as u64);
+    for (h, &c) in model.iter().step_by(3) {
+        assert_eq!(merged.check(h).unwrap(), Some(c));
+    }
+    let names: Vec<&str> = merged.sources().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["first.txt", "second.txt.gz"]);
+    merged.verify().unwrap();
+
+    // An index and a dump give the same content as two indexes.
+    let (bytes, _) = build(
+        &[d.join("old.ldx"), second],
+        &d.join("mixed.ldx"),
+        &Default::default(),
+    );
+    assert!(content_bytes(&bytes) == content_bytes(&std::fs::read(d.join("merged.ldx")).unwrap()));
+    let _ = sorted;
+
+    // Kinds must agree.
+    let ntlm = write_file(d, "ntlm.txt", b"8846F7EAEE8FB117AD06BDD830B7586C:1\n");
+    build(
+        std::slice::from_ref(&ntlm),
+        &d.join("ntlm.ldx"),
+        &Default::default(),
+    );
+    let out = leakdex()
+        .args(["merge", "-o"])
+        .arg(d.join("bad.ldx"))
+        .arg(d.join("old.ldx"))
+        .arg(d.join("ntlm.ldx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be merged"));
+    assert!(!d.join("bad.ldx").exists());
+}

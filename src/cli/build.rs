@@ -31,9 +31,16 @@ use std::time::Instant;
 /// Ctrl-C (exit code 130).
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Dump files to read.
+    /// Dump files to read (`-` for standard input).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonBuildArgs,
+}
+
+/// Options shared by `build` and `merge`.
+#[derive(Args, Debug)]
+pub struct CommonBuildArgs {
     /// The index file to write.
     #[arg(short, long, value_name = "INDEX")]
     output: PathBuf,
@@ -89,6 +96,11 @@ impl BuildProgress for Bar {
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
+    run_build(args.inputs, args.common)
+}
+
+/// Builds from `inputs` (dumps, indexes, gzip files, `-`) with the shared options.
+pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<u8> {
     super::set_threads(args.threads)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
@@ -122,11 +134,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
             lines: AtomicU64::new(0),
             phase: Mutex::new(String::new()),
         };
-        let result = build_index(&args.inputs, &args.output, &options, &progress);
+        let result = build_index(&inputs, &args.output, &options, &progress);
         progress.bar.finish_and_clear();
         result
     } else {
-        build_index(&args.inputs, &args.output, &options, &NoProgress)
+        build_index(&inputs, &args.output, &options, &NoProgress)
     };
     let summary = match summary {
         Err(leakdex::Error::Interrupted) => {

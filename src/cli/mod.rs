@@ -5,6 +5,7 @@ mod build;
 mod check;
 mod generate;
 mod info;
+mod merge;
 mod range;
 mod serve;
 mod verify;
@@ -36,6 +37,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
+    Merge(merge::MergeArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -49,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Generate(a) => generate::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run_cmd(a),
+        Command::Merge(a) => merge::run(a),
     }
 }
 
