@@ -447,7 +447,7 @@ impl Spill {
                         }
                         let _ = std::fs::remove_file(&path);
                     }
-                    entries.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+                    entries.sort_unstable_by_key(|e| e.hash);
                     Ok(entries)
                 })
                 .collect();
