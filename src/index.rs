@@ -354,15 +354,74 @@ impl Index {
         let len = self.record_len;
         let nibble = hash[2] & 0x0F;
         let rest = &hash[3..3 + len - 1];
-        let (mut lo, mut hi) = (0usize, records.len() / len);
+        let n = records.len() / len;
+        if n == 0 {
+            return Ok(None);
+        }
+        let at = |i: usize| &records[i * len..i * len + len];
+        let probe = |i: usize| compare_record(at(i), nibble, rest);
+        // Hashes are uniform, so the next 28 bits place the record near `n * bits / 2^28`:
+        // look there first and widen by doubling steps, which keeps the first probes within a
+        // cache line or two instead of a binary search's scattered ones.
+        let bits = ((nibble as u64) << 24)
+            | ((rest[0] as u64) << 16)
+            | ((rest[1] as u64) << 8)
+            | rest[2] as u64;
+        let guess = ((bits * n as u64) >> 28).min(n as u64 - 1) as usize;
+        let (mut lo, mut hi) = match probe(guess) {
+            Ordering::Equal => {
+                return self
+                    .record_count(bucket, guess as u64, at(guess)[0] >> 4)
+                    .map(Some)
+            }
+            Ordering::Less => {
+                let (mut lo, mut step) = (guess + 1, 1usize);
+                loop {
+                    let i = guess + step;
+                    if i >= n {
+                        break (lo, n);
+                    }
+                    match probe(i) {
+                        Ordering::Less => {
+                            lo = i + 1;
+                            step *= 2;
+                        }
+                        Ordering::Greater => break (lo, i),
+                        Ordering::Equal => {
+                            return self.record_count(bucket, i as u64, at(i)[0] >> 4).map(Some)
+                        }
+                    }
+                }
+            }
+            Ordering::Greater => {
+                let (mut hi, mut step) = (guess, 1usize);
+                loop {
+                    if step > guess {
+                        break (0, hi);
+                    }
+                    let i = guess - step;
+                    match probe(i) {
+                        Ordering::Greater => {
+                            hi = i;
+                            step *= 2;
+                        }
+                        Ordering::Less => break (i + 1, hi),
+                        Ordering::Equal => {
+                            return self.record_count(bucket, i as u64, at(i)[0] >> 4).map(Some)
+                        }
+                    }
+                }
+            }
+        };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let rec = &records[mid * len..mid * len + len];
-            match compare_record(rec, nibble, rest) {
+            match probe(mid) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => {
-                    return self.record_count(bucket, mid as u64, rec[0] >> 4).map(Some)
+                    return self
+                        .record_count(bucket, mid as u64, at(mid)[0] >> 4)
+                        .map(Some)
                 }
             }
         }
