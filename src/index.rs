@@ -351,6 +351,51 @@ impl Index {
     pub fn lookup(&self, hash: &HashBytes) -> Result<Option<Count>> {
         let bucket = prefix_of(hash);
         let records = self.bucket_bytes(bucket)?;
+        self.search_bucket(bucket, records, hash)
+    }
+
+    /// Looks up many hashes at once, appending each one's count (or `None`) to `out` in order.
+    /// Faster than one by one on indexes larger than the caches: the directory entries and
+    /// then the records of a group of hashes are requested from memory before any is read.
+    pub fn lookup_many(&self, hashes: &[HashBytes], out: &mut Vec<Option<Count>>) -> Result<()> {
+        const GROUP: usize = 16;
+        let dir = self.section(SectionId::Buckets);
+        let len = self.record_len;
+        let records_section = self.section(SectionId::Records);
+        for group in hashes.chunks(GROUP) {
+            for h in group {
+                let b = prefix_of(h) as usize;
+                crate::sys::prefetch(dir, (GROUPS + 1) * 8 + b * 4);
+            }
+            let mut found: [(u32, &[u8]); GROUP] = [(0, &[]); GROUP];
+            for (slot, h) in found.iter_mut().zip(group) {
+                let bucket = prefix_of(h);
+                let records = self.bucket_bytes(bucket)?;
+                let n = records.len() / len;
+                if n > 0 {
+                    let bits = guess_bits(h);
+                    let guess = ((bits * n as u64) >> 28).min(n as u64 - 1) as usize;
+                    let start = records.as_ptr() as usize - records_section.as_ptr() as usize;
+                    crate::sys::prefetch(records_section, start + guess * len);
+                    crate::sys::prefetch(records_section, start + guess * len + len);
+                }
+                *slot = (bucket, records);
+            }
+            for ((bucket, records), h) in found.iter().zip(group) {
+                out.push(self.search_bucket(*bucket, records, h)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds `hash` among the records of its bucket.
+    #[inline]
+    fn search_bucket(
+        &self,
+        bucket: u32,
+        records: &[u8],
+        hash: &HashBytes,
+    ) -> Result<Option<Count>> {
         let len = self.record_len;
         let nibble = hash[2] & 0x0F;
         let rest = &hash[3..3 + len - 1];
@@ -363,10 +408,7 @@ impl Index {
         // Hashes are uniform, so the next 28 bits place the record near `n * bits / 2^28`:
         // look there first and widen by doubling steps, which keeps the first probes within a
         // cache line or two instead of a binary search's scattered ones.
-        let bits = ((nibble as u64) << 24)
-            | ((rest[0] as u64) << 16)
-            | ((rest[1] as u64) << 8)
-            | rest[2] as u64;
+        let bits = guess_bits(hash);
         let guess = ((bits * n as u64) >> 28).min(n as u64 - 1) as usize;
         let (mut lo, mut hi) = match probe(guess) {
             Ordering::Equal => {
@@ -426,6 +468,23 @@ impl Index {
             }
         }
         Ok(None)
+    }
+
+    /// Checks many hashes, appending each one's count (or `None`) to `out` in order: the
+    /// filter first, then one batched store lookup for the filter's hits.
+    pub fn check_many(&self, hashes: &[HashBytes], out: &mut Vec<Option<Count>>) -> Result<()> {
+        let start = out.len();
+        out.resize(start + hashes.len(), None);
+        let hits: Vec<usize> = (0..hashes.len())
+            .filter(|&i| self.filter_contains(&hashes[i]))
+            .collect();
+        let candidates: Vec<HashBytes> = hits.iter().map(|&i| hashes[i]).collect();
+        let mut counts = Vec::with_capacity(candidates.len());
+        self.lookup_many(&candidates, &mut counts)?;
+        for (i, count) in hits.into_iter().zip(counts) {
+            out[start + i] = count;
+        }
+        Ok(())
     }
 
     /// Checks `hash`: the filter first, the store only on a filter hit.
@@ -509,6 +568,15 @@ impl Index {
         }
         Ok(())
     }
+}
+
+/// The 28 bits of a hash after its 20-bit prefix, for guessing its place in its bucket.
+#[inline]
+fn guess_bits(hash: &HashBytes) -> u64 {
+    (((hash[2] & 0x0F) as u64) << 24)
+        | ((hash[3] as u64) << 16)
+        | ((hash[4] as u64) << 8)
+        | hash[5] as u64
 }
 
 /// Orders a record against a hash given as its 6th hex digit and following bytes.

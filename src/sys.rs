@@ -165,3 +165,21 @@ pub fn free_space(path: &Path) -> Option<u64> {
         None
     }
 }
+
+/// Asks the processor to start loading the cache line holding `bytes[at]` (nothing happens
+/// past the end). Used to overlap the memory accesses of a batch of lookups.
+#[inline(always)]
+pub fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < bytes.len() {
+        // SAFETY: a prefetch is a hint that never faults and reads nothing into the program;
+        // the address is inside `bytes` anyway. SSE is part of every x86_64 target.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                bytes.as_ptr().add(at).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}

@@ -111,12 +111,23 @@ fn check_against_model(
         prop_assert_eq!(index.check(h).unwrap(), Some(c));
         prop_assert_eq!(index.lookup(h).unwrap(), Some(c));
     }
+    let mut queries: Vec<leakdex::HashBytes> = model.keys().copied().collect();
     for seed in 1000..1200u64 {
         let h = hash_from(seed, PREFIXES[(seed % 6) as usize], kind);
         if !model.contains_key(&h) {
             prop_assert_eq!(index.check(&h).unwrap(), None);
+            queries.push(h);
         }
     }
+    // The batched paths agree with the model too, in order, hits and misses mixed.
+    queries.sort_by_key(|h| h[7]);
+    let expected: Vec<Option<u64>> = queries.iter().map(|h| model.get(h).copied()).collect();
+    let mut got = Vec::new();
+    index.lookup_many(&queries, &mut got).unwrap();
+    prop_assert_eq!(&got, &expected);
+    got.clear();
+    index.check_many(&queries, &mut got).unwrap();
+    prop_assert_eq!(&got, &expected);
     let mut prefixes: Vec<u32> = PREFIXES.to_vec();
     prefixes.extend([0x00002, 0x5BAA7, 0x12345]);
     for p in prefixes {

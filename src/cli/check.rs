@@ -89,32 +89,40 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             }
         }
         if items.len() == BATCH || (at_end && !items.is_empty()) {
-            let results: Vec<anyhow::Result<(HashBytes, Option<u64>)>> = items
+            // Hash every item on all cores, then check them in batches (the filter first,
+            // then batched store lookups), and print in input order.
+            let mut hashed: Vec<anyhow::Result<HashBytes>> = items
                 .par_iter()
-                .map(|(line, item)| check_item(&index, item, args.hashes, &name, *line))
+                .map(|(line, item)| hash_item(&index, item, args.hashes, &name, *line))
                 .collect();
-            out.clear();
-            let mut failure = None;
-            for ((line, item), result) in items.iter_mut().zip(results) {
+            for (_, item) in items.iter_mut() {
                 item.fill(0);
-                match result {
-                    Ok((hash, count)) => {
-                        found_any |= count.is_some();
-                        format_item(
-                            &index,
-                            *line,
-                            &hash,
-                            count.unwrap_or(0),
-                            args.json,
-                            &mut out,
-                        );
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
             }
+            let good = hashed
+                .iter()
+                .position(|r| r.is_err())
+                .unwrap_or(hashed.len());
+            let failure = (good < hashed.len()).then(|| hashed.swap_remove(good));
+            let hashes: Vec<HashBytes> = hashed
+                .into_iter()
+                .take(good)
+                .map(|r| r.expect("only items before the first error"))
+                .collect();
+            let counts: Vec<Vec<Option<u64>>> = hashes
+                .par_chunks(1024)
+                .map(|chunk| {
+                    let mut counts = Vec::with_capacity(chunk.len());
+                    index.check_many(chunk, &mut counts).map(|()| counts)
+                })
+                .collect::<leakdex::Result<_>>()?;
+            out.clear();
+            for ((hash, count), (line, _)) in
+                hashes.iter().zip(counts.into_iter().flatten()).zip(&items)
+            {
+                found_any |= count.is_some();
+                format_item(&index, *line, hash, count.unwrap_or(0), args.json, &mut out);
+            }
+            let failure = failure.and_then(|r| r.err());
             stdout.write_all(&out)?;
             if let Some(e) = failure {
                 stdout.flush()?;
@@ -130,13 +138,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     Ok(u8::from(found_any))
 }
 
-fn check_item(
+fn hash_item(
     index: &Index,
     item: &[u8],
     hashes: bool,
     name: &str,
     line: u64,
-) -> anyhow::Result<(HashBytes, Option<u64>)> {
+) -> anyhow::Result<HashBytes> {
     let kind = index.kind();
     let hash = if hashes {
         match parse_hash(item, kind) {
@@ -153,7 +161,7 @@ fn check_item(
             None => bail!("{name}:{line}: the password is not valid UTF-8, which NTLM needs"),
         }
     };
-    Ok((hash, index.check(&hash)?))
+    Ok(hash)
 }
 
 fn format_item(
