@@ -63,12 +63,12 @@ pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
         super::grouped(options.queries as u64)
     );
     println!(
-        "{:<16} {:>7} {:>14} {:>10} {:>10} {:>10}",
+        "{:<21} {:>7} {:>14} {:>10} {:>10} {:>10}",
         "operation", "threads", "per second", "p50", "p90", "p99"
     );
     for r in &results {
         println!(
-            "{:<16} {:>7} {:>14} {:>10} {:>10} {:>10}",
+            "{:<21} {:>7} {:>14} {:>10} {:>10} {:>10}",
             r.operation,
             r.threads,
             super::grouped(r.per_second as u64),
