@@ -93,8 +93,39 @@ impl Index {
         let typical = self.kind().suffix_hex_len() + 5;
         out.resize(start + rows * typical + MAX_ROW, 0);
         let mut at = start;
+        if pads.is_empty() {
+            // The common case: real rows only, no merge to decide.
+            for (i, rec) in records.chunks_exact(len).enumerate() {
+                let code = rec[0] >> 4;
+                let count = if code < OVERFLOW_CODE {
+                    code as u64
+                } else {
+                    match (next_overflow < overflow.end)
+                        .then(|| self.overflow_entry(next_overflow))
+                        .flatten()
+                    {
+                        Some((pos, Ok(count))) if pos as usize == i => {
+                            next_overflow += 1;
+                            count
+                        }
+                        _ => {
+                            out.truncate(start);
+                            return Err(self.corrupt(format!(
+                                "range {prefix:05X}: overflow counts out of step with records"
+                            )));
+                        }
+                    }
+                };
+                if out.len() < at + MAX_ROW {
+                    out.resize(out.len() + (out.len() - start) / 2 + MAX_ROW, 0);
+                }
+                at += write_row(rec, count, &mut out[at..at + MAX_ROW]);
+            }
+            // Every row ended in CRLF; the body has none after its last row.
+            out.truncate(at.saturating_sub(2).max(start));
+            return Ok(());
+        }
         let (mut r, mut p) = (0usize, 0usize);
-        let mut first = true;
         while r < records.len() || p < pads.len() {
             let take_real = if p >= pads.len() {
                 true
@@ -145,10 +176,9 @@ impl Index {
             if out.len() < at + MAX_ROW {
                 out.resize(out.len() + (out.len() - start) / 2 + MAX_ROW, 0);
             }
-            at += write_row(rec, count, !first, &mut out[at..at + MAX_ROW]);
-            first = false;
+            at += write_row(rec, count, &mut out[at..at + MAX_ROW]);
         }
-        out.truncate(at);
+        out.truncate(at.saturating_sub(2).max(start));
         Ok(())
     }
 
@@ -160,20 +190,15 @@ impl Index {
     }
 }
 
-/// The longest row: CRLF, 35 hex digits, a colon and 20 digits.
+/// The longest row: 35 hex digits, a colon, 20 digits and CRLF.
 const MAX_ROW: usize = 2 + 35 + 1 + 20;
 
-/// Writes `SUFFIX:COUNT` for a record at the start of `line` (after a CRLF unless it is the
-/// first row); returns the bytes written.
+/// Writes `SUFFIX:COUNT` and CRLF for a record at the start of `line`; returns the bytes
+/// written.
 #[inline]
-fn write_row(rec: &[u8], count: u64, separator: bool, line: &mut [u8]) -> usize {
-    let mut n = 0;
-    if separator {
-        line[..2].copy_from_slice(b"\r\n");
-        n = 2;
-    }
-    line[n] = HEX_UPPER[(rec[0] & 0x0F) as usize];
-    n += 1;
+fn write_row(rec: &[u8], count: u64, line: &mut [u8]) -> usize {
+    line[0] = HEX_UPPER[(rec[0] & 0x0F) as usize];
+    let mut n = 1;
     let mut quads = rec[1..].chunks_exact(4);
     for quad in &mut quads {
         let four = [quad[0], quad[1], quad[2], quad[3]];
@@ -186,7 +211,9 @@ fn write_row(rec: &[u8], count: u64, separator: bool, line: &mut [u8]) -> usize 
     }
     line[n] = b':';
     n += 1;
-    n + decimal_into(count, &mut line[n..])
+    n += decimal_into(count, &mut line[n..]);
+    line[n..n + 2].copy_from_slice(b"\r\n");
+    n + 2
 }
 
 /// Writes the decimal digits of `n` at the start of `buf` (20 bytes or more); returns how many.
