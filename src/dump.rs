@@ -134,7 +134,7 @@ pub fn parse_chunk(
             Ok(Some(entry)) => {
                 if stats.sorted && out.len() > start_len {
                     if let Some(last) = out.last() {
-                        stats.sorted = last.hash <= entry.hash;
+                        stats.sorted = crate::hash::compare_hashes(&last.hash, &entry.hash).is_le();
                     }
                 }
                 out.push(entry);

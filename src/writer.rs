@@ -158,7 +158,8 @@ impl IndexWriter {
     /// merged by summing their counts. An entry out of order is refused with `Ok(Err(_))`.
     pub fn push(&mut self, entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
         if let Some(pending) = &mut self.pending_entry {
-            if pending.hash == entry.hash {
+            let order = crate::hash::compare_hashes(&entry.hash, &pending.hash);
+            if order.is_eq() {
                 pending.count = pending.count.checked_add(entry.count).ok_or_else(|| {
                     Error::Invalid(format!(
                         "the counts of hash {} add up to more than 2^64 - 1",
@@ -167,7 +168,7 @@ impl IndexWriter {
                 })?;
                 return Ok(Ok(()));
             }
-            if entry.hash < pending.hash {
+            if order.is_lt() {
                 return Ok(Err(OutOfOrder));
             }
             let done = std::mem::replace(pending, entry);
