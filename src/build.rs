@@ -556,6 +556,12 @@ pub fn build_index(
             _ => Ok(()),
         }
     };
+    if output.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: is a folder; give the path of the index file to write",
+            output.display()
+        )));
+    }
     let mut opened = inputs
         .iter()
         .map(|p| open_input(p))

@@ -103,8 +103,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+// The I/O error's text is part of this error's own message, so it is not also reported as
+// a source (error chains would print it twice).
+impl std::error::Error for Error {}
+
+impl Error {
+    /// The operating-system error behind an [`Error::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Io { source, .. } => Some(source),
             _ => None,

@@ -410,6 +410,47 @@ fn errors_for_missing_files_and_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["build"], b"");
     assert_eq!(out.status.code(), Some(2));
+    // An output path that is a folder is refused before any work, and an OS error is told
+    // once, not twice.
+    let input = write_file(
+        dir.path(),
+        "one.txt",
+        b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n",
+    );
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            dir.path().to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is a folder"),
+        "{}",
+        text(&out.stderr)
+    );
+    let nowhere = dir.path().join("no/such/folder/x.ldx");
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "-o",
+            nowhere.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr)
+            .matches("No such file or directory")
+            .count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&["build", "a", "-o", "b", "--filter", "bloom"], b"");
     assert_eq!(out.status.code(), Some(2));
     let not_index = write_file(
