@@ -10,7 +10,7 @@
 //! cores and written in order. Temporary files live in a folder that is removed on success, on
 //! error and on interruption.
 
-use crate::dump::{first_hash_field, parse_chunk, ChunkError, ChunkStats, Entry};
+use crate::dump::{first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry};
 use crate::error::{Error, Result};
 use crate::format::FilterKind;
 use crate::hash::{HashBytes, HashKind};
@@ -653,21 +653,10 @@ pub fn build_index(
                     let data = map.bytes();
                     // Cut lazily, just ahead of the parser: cutting the whole file up front
                     // would touch (and map) a page every chunk before any is parsed.
-                    let target = options.chunk_size.max(1);
-                    let mut pos = 0;
-                    Box::new(std::iter::from_fn(move || {
-                        if pos >= data.len() {
-                            return None;
-                        }
-                        let mut end = (pos + target).min(data.len());
-                        if end < data.len() {
-                            end = memchr::memchr(b'\n', &data[end..])
-                                .map_or(data.len(), |i| end + i + 1);
-                        }
-                        let block = &data[pos..end];
-                        pos = end;
-                        Some(Ok(Cow::Borrowed(block)))
-                    }))
+                    Box::new(
+                        split_chunks(data, options.chunk_size)
+                            .map(move |r| Ok(Cow::Borrowed(&data[r]))),
+                    )
                 }
                 // Indexes were merged above.
                 Source::Index(_) => Box::new(std::iter::empty()),

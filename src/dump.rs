@@ -153,25 +153,24 @@ pub fn parse_chunk(
     Ok(stats)
 }
 
-/// Splits `data` into pieces of about `target` bytes that end just after a newline.
-pub fn split_chunks(data: &[u8], target: usize) -> Vec<Range<usize>> {
+/// Splits `data` into pieces of about `target` bytes that end just after a newline. The
+/// pieces are cut lazily, as they are asked for, so that a memory-mapped file is only touched
+/// just ahead of whoever reads it.
+pub fn split_chunks(data: &[u8], target: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     let target = target.max(1);
-    let mut chunks = Vec::with_capacity(data.len() / target + 1);
     let mut start = 0;
-    while start < data.len() {
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
         let mut end = (start + target).min(data.len());
         if end < data.len() {
             end = memchr::memchr(b'\n', &data[end..]).map_or(data.len(), |i| end + i + 1);
         }
-        chunks.push(start..end);
+        let chunk = start..end;
         start = end;
-    }
-    chunks
-}
-
-/// Number of lines that start before byte `offset` (the 0-based line index of `offset`).
-pub fn line_index_at(data: &[u8], offset: usize) -> u64 {
-    memchr::memchr_iter(b'\n', &data[..offset.min(data.len())]).count() as u64
+        Some(chunk)
+    })
 }
 
 #[cfg(test)]
@@ -224,7 +223,7 @@ mod tests {
     fn chunks_end_at_newlines_and_cover_everything() {
         let data = b"aaa\nbb\nc\n\ndddd";
         for target in 1..20 {
-            let chunks = split_chunks(data, target);
+            let chunks: Vec<_> = split_chunks(data, target).collect();
             assert_eq!(chunks.first().map(|c| c.start), Some(0));
             assert_eq!(chunks.last().map(|c| c.end), Some(data.len()));
             for w in chunks.windows(2) {
@@ -232,7 +231,6 @@ mod tests {
                 assert_eq!(data[w[0].end - 1], b'\n');
             }
         }
-        assert!(split_chunks(b"", 4).is_empty());
-        assert_eq!(line_index_at(data, 7), 2);
+        assert!(split_chunks(b"", 4).next().is_none());
     }
 }

@@ -251,12 +251,19 @@ pub enum PrefixError {
     NotHex,
 }
 
-impl std::fmt::Display for PrefixError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl PrefixError {
+    /// The range API's own text for this error.
+    pub fn message(self) -> &'static str {
+        match self {
             PrefixError::Length => "The hash prefix was not in a valid format",
             PrefixError::NotHex => "The hash prefix was not valid hexadecimal",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
     }
 }
 

@@ -260,6 +260,13 @@ impl Index {
         Error::corrupt(&self.path, message)
     }
 
+    /// The error for a bucket whose overflow counts do not match its records.
+    pub(crate) fn out_of_step(&self, bucket: u32) -> Error {
+        self.corrupt(format!(
+            "range {bucket:05X}: overflow counts out of step with records"
+        ))
+    }
+
     /// A range of a directory, after checking the directory group it lies in (once).
     #[inline]
     fn directory_range(&self, which: usize, bucket: u32) -> Result<Range<u64>> {
@@ -373,8 +380,7 @@ impl Index {
                 let records = self.bucket_bytes(bucket)?;
                 let n = records.len() / len;
                 if n > 0 {
-                    let bits = guess_bits(h);
-                    let guess = ((bits * n as u64) >> 28).min(n as u64 - 1) as usize;
+                    let guess = guess_position(h, n);
                     let start = records.as_ptr() as usize - records_section.as_ptr() as usize;
                     crate::sys::prefetch(records_section, start + guess * len);
                     crate::sys::prefetch(records_section, start + guess * len + len);
@@ -408,8 +414,7 @@ impl Index {
         // Hashes are uniform, so the next 28 bits place the record near `n * bits / 2^28`:
         // look there first and widen by doubling steps, which keeps the first probes within a
         // cache line or two instead of a binary search's scattered ones.
-        let bits = guess_bits(hash);
-        let guess = ((bits * n as u64) >> 28).min(n as u64 - 1) as usize;
+        let guess = guess_position(hash, n);
         let (mut lo, mut hi) = match probe(guess) {
             Ordering::Equal => {
                 return self
@@ -539,30 +544,13 @@ impl Index {
         let len = self.record_len;
         for bucket in 0..BUCKETS as u32 {
             let records = self.bucket_bytes(bucket)?;
-            let overflow = self.bucket_overflow(bucket)?;
-            let mut next = overflow.start;
+            let mut counts = CountCursor::new(self, self.bucket_overflow(bucket)?);
             for (i, rec) in records.chunks_exact(len).enumerate() {
                 let mut hash = crate::writer::record_hash(bucket, rec);
                 hash[self.kind().byte_len()..].fill(0);
-                let code = rec[0] >> 4;
-                let count = if code < OVERFLOW_CODE {
-                    code as u64
-                } else {
-                    match (next < overflow.end)
-                        .then(|| self.overflow_entry(next))
-                        .flatten()
-                    {
-                        Some((pos, Ok(c))) if pos as usize == i => {
-                            next += 1;
-                            c
-                        }
-                        _ => {
-                            return Err(self.corrupt(format!(
-                                "range {bucket:05X}: overflow counts out of step with records"
-                            )))
-                        }
-                    }
-                };
+                let count = counts
+                    .count(i, rec)
+                    .ok_or_else(|| self.out_of_step(bucket))?;
                 f(crate::dump::Entry { hash, count })?;
             }
         }
@@ -570,13 +558,66 @@ impl Index {
     }
 }
 
-/// The 28 bits of a hash after its 20-bit prefix, for guessing its place in its bucket.
+/// The counts of one bucket's records, read in record order: a count code below 15 is the
+/// count, and code 15 takes the bucket's next overflow entry, which must name the record.
+pub(crate) struct CountCursor<'a> {
+    index: &'a Index,
+    next: u64,
+    end: u64,
+}
+
+impl<'a> CountCursor<'a> {
+    /// A cursor over the overflow entries `overflow` of a bucket.
+    pub(crate) fn new(index: &'a Index, overflow: Range<u64>) -> CountCursor<'a> {
+        CountCursor {
+            index,
+            next: overflow.start,
+            end: overflow.end,
+        }
+    }
+
+    /// The count of the record at `position` in its bucket; `None` when the overflow entries
+    /// are out of step with the records (a damaged index).
+    #[inline(always)]
+    pub(crate) fn count(&mut self, position: usize, record: &[u8]) -> Option<u64> {
+        let code = record[0] >> 4;
+        if code < OVERFLOW_CODE {
+            return Some(code as u64);
+        }
+        self.overflow(position)
+    }
+
+    /// The count in the next overflow entry, which must be the record's at `position`. Kept
+    /// out of line: range bodies format faster with the common path small (measured).
+    #[inline(never)]
+    fn overflow(&mut self, position: usize) -> Option<u64> {
+        if self.next >= self.end {
+            return None;
+        }
+        match self.index.overflow_entry(self.next)? {
+            (pos, Ok(count)) if pos as usize == position => {
+                self.next += 1;
+                Some(count)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether every overflow entry of the bucket was used.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.next == self.end
+    }
+}
+
+/// Where `hash` probably stands among the `n` (at least 1) records of its bucket: hashes are
+/// uniform, so the 28 bits after the prefix place it near `n * bits / 2^28`.
 #[inline]
-fn guess_bits(hash: &HashBytes) -> u64 {
-    (((hash[2] & 0x0F) as u64) << 24)
+fn guess_position(hash: &HashBytes, n: usize) -> usize {
+    let bits = (((hash[2] & 0x0F) as u64) << 24)
         | ((hash[3] as u64) << 16)
         | ((hash[4] as u64) << 8)
-        | hash[5] as u64
+        | hash[5] as u64;
+    ((bits * n as u64) >> 28).min(n as u64 - 1) as usize
 }
 
 /// Orders a record against a hash given as its 6th hex digit and following bytes.

@@ -5,10 +5,9 @@
 //! prefix with no entries.
 
 use crate::error::Result;
-use crate::format::OVERFLOW_CODE;
 use crate::generate::SplitMix64;
 use crate::hash::{hex_upper_4, HEX_PAIRS, HEX_UPPER};
-use crate::index::{compare_record, Index};
+use crate::index::{compare_record, CountCursor, Index};
 use rand::Rng;
 
 /// Fewest rows a padded body may hold.
@@ -83,8 +82,7 @@ impl Index {
         let prefix = prefix & 0xF_FFFF;
         let len = self.record_len();
         let records = self.bucket_bytes(prefix)?;
-        let overflow = self.bucket_overflow(prefix)?;
-        let mut next_overflow = overflow.start;
+        let mut counts = CountCursor::new(self, self.bucket_overflow(prefix)?);
         let rows = records.len() / len + pads.len() / len;
         // Rows are written in place into room made up front (the longest a row can be), and
         // the vector is cut to what was written at the end.
@@ -96,25 +94,9 @@ impl Index {
         if pads.is_empty() {
             // The common case: real rows only, no merge to decide.
             for (i, rec) in records.chunks_exact(len).enumerate() {
-                let code = rec[0] >> 4;
-                let count = if code < OVERFLOW_CODE {
-                    code as u64
-                } else {
-                    match (next_overflow < overflow.end)
-                        .then(|| self.overflow_entry(next_overflow))
-                        .flatten()
-                    {
-                        Some((pos, Ok(count))) if pos as usize == i => {
-                            next_overflow += 1;
-                            count
-                        }
-                        _ => {
-                            out.truncate(start);
-                            return Err(self.corrupt(format!(
-                                "range {prefix:05X}: overflow counts out of step with records"
-                            )));
-                        }
-                    }
+                let Some(count) = counts.count(i, rec) else {
+                    out.truncate(start);
+                    return Err(self.out_of_step(prefix));
                 };
                 if out.len() < at + MAX_ROW {
                     out.resize(out.len() + (out.len() - start) / 2 + MAX_ROW, 0);
@@ -145,26 +127,9 @@ impl Index {
             };
             let (rec, count) = if take_real {
                 let rec = &records[r..r + len];
-                let code = rec[0] >> 4;
-                let count = if code < OVERFLOW_CODE {
-                    code as u64
-                } else {
-                    let position = (r / len) as u64;
-                    let entry = (next_overflow < overflow.end)
-                        .then(|| self.overflow_entry(next_overflow))
-                        .flatten();
-                    match entry {
-                        Some((pos, Ok(count))) if pos as u64 == position => {
-                            next_overflow += 1;
-                            count
-                        }
-                        _ => {
-                            out.truncate(start);
-                            return Err(self.corrupt(format!(
-                                "range {prefix:05X}: overflow counts out of step with records"
-                            )));
-                        }
-                    }
+                let Some(count) = counts.count(r / len, rec) else {
+                    out.truncate(start);
+                    return Err(self.out_of_step(prefix));
                 };
                 r += len;
                 (rec, count)

@@ -11,7 +11,7 @@
 //! index replaced by an atomic rename is picked up without dropping a request.
 
 use crate::error::{Error, Result};
-use crate::hash::{hex_digit, HashKind};
+use crate::hash::{parse_prefix, HashKind};
 use crate::index::Index;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -343,9 +343,9 @@ impl Server {
             Method::OPTIONS => return preflight(),
             ref other => return method_not_allowed(other),
         }
-        let prefix = match parse_prefix_text(prefix_text.as_bytes()) {
+        let prefix = match parse_prefix(prefix_text.as_bytes()) {
             Ok(p) => p,
-            Err(message) => return with_cors(text(StatusCode::BAD_REQUEST, message)),
+            Err(e) => return with_cors(text(StatusCode::BAD_REQUEST, e.message())),
         };
         let ntlm = req.uri().query().is_some_and(|q| {
             q.split('&').any(|kv| {
@@ -549,19 +549,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Parses a range prefix into its 20-bit value, or the API's error text.
-fn parse_prefix_text(text: &[u8]) -> std::result::Result<u32, &'static str> {
-    if text.len() != 5 {
-        return Err("The hash prefix was not in a valid format");
-    }
-    let mut value = 0u32;
-    for &b in text {
-        let d = hex_digit(b).ok_or("The hash prefix was not valid hexadecimal")?;
-        value = (value << 4) | d as u32;
-    }
-    Ok(value)
-}
-
 /// Whether `Accept-Encoding` admits gzip (a `q=0` refuses it).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
@@ -761,7 +748,5 @@ mod tests {
         assert!(not_modified(&h, &etag, t));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\""));
         assert!(!not_modified(&h, &etag, t));
-        assert_eq!(parse_prefix_text(b"5baa6"), Ok(0x5BAA6));
-        assert!(parse_prefix_text(b"5baa").is_err());
     }
 }

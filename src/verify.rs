@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::format::*;
 use crate::hash::HashBytes;
-use crate::index::Index;
+use crate::index::{CountCursor, Index};
 use crate::writer::{record_hash, SourceInfo};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -125,7 +125,7 @@ impl Index {
                 for bucket in first..first + GROUP_BUCKETS as u32 {
                     let records = self.bucket_bytes(bucket).map_err(|e| e.to_string())?;
                     let overflow = self.bucket_overflow(bucket).map_err(|e| e.to_string())?;
-                    let mut next_overflow = overflow.start;
+                    let mut counts = CountCursor::new(self, overflow);
                     let mut prev: Option<HashBytes> = None;
                     for (i, rec) in records.chunks_exact(len).enumerate() {
                         let hash = record_hash(bucket, rec);
@@ -133,33 +133,20 @@ impl Index {
                             return Err(format!("range {bucket:05X}: records out of order at {i}"));
                         }
                         prev = Some(hash);
-                        let code = rec[0] >> 4;
-                        let count = if code < OVERFLOW_CODE {
-                            code as u64
-                        } else {
-                            let entry = (next_overflow < overflow.end)
-                                .then(|| self.overflow_entry(next_overflow))
-                                .flatten();
-                            match entry {
-                                Some((pos, Ok(c)))
-                                    if pos as usize == i && c >= OVERFLOW_CODE as u64 =>
-                                {
-                                    next_overflow += 1;
-                                    c
-                                }
-                                _ => {
-                                    return Err(format!(
-                                        "range {bucket:05X}: overflow count of record {i} is wrong"
-                                    ))
-                                }
-                            }
-                        };
+                        // An overflow count must be one the record's own code could not hold.
+                        let overflowed = rec[0] >> 4 == OVERFLOW_CODE;
+                        let count = counts
+                            .count(i, rec)
+                            .filter(|&c| !overflowed || c >= OVERFLOW_CODE as u64)
+                            .ok_or_else(|| {
+                                format!("range {bucket:05X}: overflow count of record {i} is wrong")
+                            })?;
                         sum += count as u128;
                         if !self.filter_contains(&hash) {
                             filter_misses += 1;
                         }
                     }
-                    if next_overflow != overflow.end {
+                    if !counts.exhausted() {
                         return Err(format!("range {bucket:05X}: unused overflow counts"));
                     }
                 }
