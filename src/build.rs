@@ -677,11 +677,13 @@ pub fn build_index(
             };
         // The kind comes from the first block that holds a hash.
         let mut first_blocks = Vec::new();
+        let mut lines_before = 0u64;
         while kind.is_none() {
             match blocks.next() {
                 Some(block) => {
                     let block = block?;
-                    kind = detect_kind(&path, &block, 0)?;
+                    kind = detect_kind(&path, &block, lines_before)?;
+                    lines_before += memchr::memchr_iter(b'\n', &block).count() as u64;
                     first_blocks.push(block);
                 }
                 None => break,

@@ -248,3 +248,19 @@ fn a_large_build_matches_the_model_and_shards_its_filter() {
     assert_eq!(model.get(&hash), Some(&5_000_000_000));
     index.verify().unwrap();
 }
+
+#[test]
+fn a_bad_first_hash_after_blocks_of_blank_lines_is_named_by_its_own_line() {
+    // Tiny blocks, so that the first hash is found several blocks in.
+    let dir = tempfile::tempdir().unwrap();
+    let options = BuildOptions {
+        chunk_size: 4,
+        ..BuildOptions::default()
+    };
+    let err = build_from_text(dir.path(), b"\n\n\n\n\n\n\n\n\nABCDEF:1\n", &options).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("dump.txt:10: expected 40 hex digits (SHA-1) or 32"),
+        "{err}"
+    );
+}
