@@ -7,6 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    leakdex::sys::reuse_freed_memory();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),

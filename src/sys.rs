@@ -183,3 +183,20 @@ pub fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, at);
 }
+
+/// Tells the C allocator to keep and reuse freed memory instead of returning it to the system
+/// at once. A build allocates and frees tens of MB per filter shard and per input block; with
+/// glibc's defaults each of those comes from fresh pages, and the first write to a page that
+/// was read as zero costs a fault and a TLB shootdown across cores (10% of a build's time in
+/// a profile). Call it once, early, from a program (it changes the whole process).
+pub fn reuse_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes plain integers and only changes the allocator's thresholds; it is
+    // safe to call at any time, and called before any other thread starts.
+    unsafe {
+        // Blocks up to 32 MiB (glibc's maximum for this setting) come from the heap, and up
+        // to 1 GiB of free memory at the heap's top is kept for reuse.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}

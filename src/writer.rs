@@ -15,7 +15,7 @@ use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
 use crate::sys::MappedFile;
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// One input an index was built from, as listed by `info`.
@@ -35,26 +35,59 @@ pub struct SourceInfo {
 #[derive(Debug)]
 pub struct OutOfOrder;
 
-/// A file being written with a running CRC and length.
+/// A file being written with a running CRC and length. Bytes gather in a buffer and go to
+/// the file and the CRC a megabyte at a time: CRC-32 with carry-less multiplication is many
+/// times faster on long runs than on one 18-byte record at a time.
 struct CrcWriter {
-    out: BufWriter<File>,
+    file: File,
+    buf: Vec<u8>,
+    /// CRC of the bytes already in the file (not those in `buf`).
     crc: crc32fast::Hasher,
+    /// Bytes written, counting those still in `buf`.
     len: u64,
 }
+
+const WRITE_BUFFER: usize = 1 << 20;
 
 impl CrcWriter {
     fn new(file: File) -> CrcWriter {
         CrcWriter {
-            out: BufWriter::with_capacity(1 << 20, file),
+            file,
+            buf: Vec::with_capacity(WRITE_BUFFER),
             crc: crc32fast::Hasher::new(),
             len: 0,
         }
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.crc.update(bytes);
+        if self.buf.len() + bytes.len() > WRITE_BUFFER {
+            self.flush()?;
+            if bytes.len() >= WRITE_BUFFER {
+                self.crc.update(bytes);
+                self.len += bytes.len() as u64;
+                return self.file.write_all(bytes);
+            }
+        }
+        self.buf.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
-        self.out.write_all(bytes)
+        Ok(())
+    }
+
+    /// Writes out the buffer.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.crc.update(&self.buf);
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// The CRC of everything written so far.
+    fn crc(&mut self) -> std::io::Result<u32> {
+        self.flush()?;
+        Ok(self.crc.clone().finalize())
     }
 
     fn pad_to_8(&mut self) -> std::io::Result<()> {
@@ -237,10 +270,10 @@ impl IndexWriter {
     pub fn into_entries(mut self, sink: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
         let temp_path = self.temp_path.clone();
         let io = |e| Error::io(&temp_path, "cannot read back", e);
-        self.records.out.flush().map_err(io)?;
-        self.overflow.out.flush().map_err(io)?;
-        let map = MappedFile::from_file(self.records.out.get_ref(), &temp_path)?;
-        let overflow = MappedFile::from_file(self.overflow.out.get_ref(), &temp_path)?;
+        self.records.flush().map_err(io)?;
+        self.overflow.flush().map_err(io)?;
+        let map = MappedFile::from_file(&self.records.file, &temp_path)?;
+        let overflow = MappedFile::from_file(&self.overflow.file, &temp_path)?;
         let len = record_len(self.kind);
         let start = records_offset() as usize;
         let records = if self.records_written == 0 {
@@ -334,12 +367,12 @@ impl IndexWriter {
             id: SectionId::Records,
             offset,
             len: out.len,
-            crc: out.crc.clone().finalize(),
+            crc: out.crc().map_err(io)?,
         });
         out.pad_to_8().map_err(io)?;
         offset += out.len;
 
-        let overflow_crc = self.overflow.crc.clone().finalize();
+        let overflow_crc = self.overflow.crc().map_err(io)?;
         let overflow_len = copy_scratch(&mut self.overflow, out).map_err(io)?;
         append_scratch_section(
             &mut sections,
@@ -364,8 +397,8 @@ impl IndexWriter {
         } else {
             shard_bits_for(self.records_written)
         };
-        out.out.flush().map_err(io)?;
-        let map = MappedFile::from_file(out.out.get_ref(), &temp_path)?;
+        out.flush().map_err(io)?;
+        let map = MappedFile::from_file(&out.file, &temp_path)?;
         let start = records_offset() as usize;
         let end = start + self.records_written as usize * record_len(self.kind);
         let records = if start == end {
@@ -435,8 +468,8 @@ impl IndexWriter {
             file_len,
             table_crc: crc32fast::hash(&table),
         };
-        out.out.flush().map_err(io)?;
-        let file = out.out.get_mut();
+        out.flush().map_err(io)?;
+        let file = &mut out.file;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut front = Vec::with_capacity(records_offset() as usize);
         front.extend_from_slice(&header.encode());
@@ -555,11 +588,12 @@ fn build_filter(
 
 /// Copies a scratch file's contents to `out` (not through its CRC, which the caller takes).
 fn copy_scratch(scratch: &mut CrcWriter, out: &mut CrcWriter) -> std::io::Result<u64> {
-    scratch.out.flush()?;
-    let file = scratch.out.get_mut();
+    scratch.flush()?;
+    out.flush()?;
+    let file = &mut scratch.file;
     file.seek(SeekFrom::Start(0))?;
     let mut reader = std::io::Read::take(&mut *file, scratch.len);
-    let copied = std::io::copy(&mut reader, &mut out.out)?;
+    let copied = std::io::copy(&mut reader, &mut out.file)?;
     if copied != scratch.len {
         return Err(std::io::Error::other("a temporary file came back short"));
     }
