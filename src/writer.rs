@@ -40,6 +40,9 @@ pub struct OutOfOrder;
 /// times faster on long runs than on one 18-byte record at a time.
 struct CrcWriter {
     file: File,
+    /// For the output file: the file offset of its first byte written here and the offset up
+    /// to which writeback to disk has been started (so that the final sync has little left).
+    writeback: Option<(u64, u64)>,
     buf: Vec<u8>,
     /// CRC of the bytes already in the file (not those in `buf`).
     crc: crc32fast::Hasher,
@@ -53,6 +56,7 @@ impl CrcWriter {
     fn new(file: File) -> CrcWriter {
         CrcWriter {
             file,
+            writeback: None,
             buf: Vec::with_capacity(WRITE_BUFFER),
             crc: crc32fast::Hasher::new(),
             len: 0,
@@ -74,12 +78,43 @@ impl CrcWriter {
         Ok(())
     }
 
+    /// A writer for the index itself, whose first byte goes at `offset`: it starts writing
+    /// the data out to disk every few dozen megabytes instead of leaving it all to the sync at
+    /// the end.
+    fn with_writeback(file: File, offset: u64) -> CrcWriter {
+        CrcWriter {
+            writeback: Some((offset, offset)),
+            ..CrcWriter::new(file)
+        }
+    }
+
+    /// Appends a record of `N` bytes (a constant, so that it compiles to a few moves).
+    #[inline(always)]
+    fn write_record<const N: usize>(&mut self, hash: &HashBytes, code: u8) -> std::io::Result<()> {
+        if self.buf.len() + N > WRITE_BUFFER {
+            self.flush()?;
+        }
+        let mut record = [0u8; N];
+        encode_record(hash, code, &mut record);
+        self.buf.extend_from_slice(&record);
+        self.len += N as u64;
+        Ok(())
+    }
+
     /// Writes out the buffer.
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.crc.update(&self.buf);
             self.file.write_all(&self.buf)?;
             self.buf.clear();
+        }
+        if let Some((base, started)) = &mut self.writeback {
+            const STEP: u64 = 32 << 20;
+            let end = *base + self.len;
+            if end - *started >= STEP {
+                crate::sys::start_writeback(&self.file, *started..end);
+                *started = end;
+            }
         }
         Ok(())
     }
@@ -115,7 +150,6 @@ pub struct IndexWriter {
     pending_entry: Option<Entry>,
     count_sum: u128,
     sources: Vec<SourceInfo>,
-    record_buf: [u8; 20],
 }
 
 impl IndexWriter {
@@ -161,7 +195,7 @@ impl IndexWriter {
             target: target.to_path_buf(),
             temp: Some(temp),
             temp_path,
-            records: CrcWriter::new(file),
+            records: CrcWriter::with_writeback(file, records_offset()),
             overflow: scratch("cannot create a temporary overflow file in")?,
             huge: Vec::new(),
             bucket_starts: vec![0; BUCKETS + 1],
@@ -173,7 +207,6 @@ impl IndexWriter {
             pending_entry: None,
             count_sum: 0,
             sources: Vec::new(),
-            record_buf: [0; 20],
         })
     }
 
@@ -222,17 +255,20 @@ impl IndexWriter {
             self.next_bucket = bucket + 1;
             self.position_in_bucket = 0;
         }
+
         let code = if entry.count < OVERFLOW_CODE as u64 {
             entry.count as u8
         } else {
             self.write_overflow(bucket, entry.count)?;
             OVERFLOW_CODE
         };
-        let len = record_len(self.kind);
-        encode_record(&entry.hash, code, &mut self.record_buf[..len]);
-        self.records
-            .write(&self.record_buf[..len])
-            .map_err(|e| Error::io(&self.temp_path, "cannot write", e))?;
+        const SHA1_RECORD: usize = record_len(HashKind::Sha1);
+        const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
+        match self.kind {
+            HashKind::Sha1 => self.records.write_record::<SHA1_RECORD>(&entry.hash, code),
+            HashKind::Ntlm => self.records.write_record::<NTLM_RECORD>(&entry.hash, code),
+        }
+        .map_err(|e| Error::io(&self.temp_path, "cannot write", e))?;
         self.records_written += 1;
         self.position_in_bucket += 1;
         self.count_sum += entry.count as u128;
