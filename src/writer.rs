@@ -36,69 +36,75 @@ pub struct SourceInfo {
 pub struct OutOfOrder;
 
 /// A file being written with a running CRC and length. Bytes gather in a buffer and go to
-/// the file and the CRC a megabyte at a time: CRC-32 with carry-less multiplication is many
-/// times faster on long runs than on one 18-byte record at a time.
+/// the file and the CRC in runs that end on 1 MiB boundaries of the file: CRC-32 with
+/// carry-less multiplication is many times faster on long runs than on one 18-byte record at
+/// a time, and aligned runs let the page cache hold the file in large pages. (2 MiB runs get
+/// 2 MiB pages, which readers map with one TLB entry each, but writing them took 1.3 times
+/// as long here.)
 struct CrcWriter {
     file: File,
-    /// For the output file: the file offset of its first byte written here and the offset up
-    /// to which writeback to disk has been started (so that the final sync has little left).
-    writeback: Option<(u64, u64)>,
+    /// The file offset of the first byte written through this writer.
+    base: u64,
+    /// For the index itself: the offset up to which writing back to disk has been started, so
+    /// that the final sync has little left to do.
+    writeback: Option<u64>,
     buf: Vec<u8>,
+    /// How many bytes `buf` may hold before it reaches the file's next `WRITE_CHUNK` boundary.
+    limit: usize,
     /// CRC of the bytes already in the file (not those in `buf`).
     crc: crc32fast::Hasher,
     /// Bytes written, counting those still in `buf`.
     len: u64,
 }
 
-const WRITE_BUFFER: usize = 1 << 20;
+const WRITE_CHUNK: usize = 1 << 20;
 
 impl CrcWriter {
+    /// A writer for a scratch file, from its start.
     fn new(file: File) -> CrcWriter {
+        CrcWriter::at(file, 0, false)
+    }
+
+    /// A writer for the index itself, whose first byte goes at `offset`: it starts writing
+    /// the data out to disk every few dozen megabytes instead of leaving it all to the sync at
+    /// the end.
+    fn at(file: File, offset: u64, writeback: bool) -> CrcWriter {
         CrcWriter {
             file,
-            writeback: None,
-            buf: Vec::with_capacity(WRITE_BUFFER),
+            base: offset,
+            writeback: writeback.then_some(offset),
+            buf: Vec::with_capacity(WRITE_CHUNK),
+            limit: WRITE_CHUNK - (offset % WRITE_CHUNK as u64) as usize,
             crc: crc32fast::Hasher::new(),
             len: 0,
         }
     }
 
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.buf.len() + bytes.len() > WRITE_BUFFER {
+    fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while self.buf.len() + bytes.len() >= self.limit {
+            let (now, rest) = bytes.split_at(self.limit - self.buf.len());
+            self.buf.extend_from_slice(now);
+            self.len += now.len() as u64;
             self.flush()?;
-            if bytes.len() >= WRITE_BUFFER {
-                self.crc.update(bytes);
-                self.len += bytes.len() as u64;
-                return self.file.write_all(bytes);
-            }
+            bytes = rest;
         }
         self.buf.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
         Ok(())
     }
 
-    /// A writer for the index itself, whose first byte goes at `offset`: it starts writing
-    /// the data out to disk every few dozen megabytes instead of leaving it all to the sync at
-    /// the end.
-    fn with_writeback(file: File, offset: u64) -> CrcWriter {
-        CrcWriter {
-            writeback: Some((offset, offset)),
-            ..CrcWriter::new(file)
-        }
-    }
-
     /// Appends a record of `N` bytes (a constant, so that it compiles to a few moves).
     #[inline(always)]
     fn write_record<const N: usize>(&mut self, hash: &HashBytes, code: u8) -> std::io::Result<()> {
-        if self.buf.len() + N > WRITE_BUFFER {
-            self.flush()?;
-        }
         let mut record = [0u8; N];
         encode_record(hash, code, &mut record);
-        self.buf.extend_from_slice(&record);
-        self.len += N as u64;
-        Ok(())
+        if self.buf.len() + N < self.limit {
+            self.buf.extend_from_slice(&record);
+            self.len += N as u64;
+            Ok(())
+        } else {
+            self.write(&record)
+        }
     }
 
     /// Writes out the buffer.
@@ -108,9 +114,10 @@ impl CrcWriter {
             self.file.write_all(&self.buf)?;
             self.buf.clear();
         }
-        if let Some((base, started)) = &mut self.writeback {
+        let end = self.base + self.len;
+        self.limit = WRITE_CHUNK - (end % WRITE_CHUNK as u64) as usize;
+        if let Some(started) = &mut self.writeback {
             const STEP: u64 = 32 << 20;
-            let end = *base + self.len;
             if end - *started >= STEP {
                 crate::sys::start_writeback(&self.file, *started..end);
                 *started = end;
@@ -195,7 +202,7 @@ impl IndexWriter {
             target: target.to_path_buf(),
             temp: Some(temp),
             temp_path,
-            records: CrcWriter::with_writeback(file, records_offset()),
+            records: CrcWriter::at(file, records_offset(), true),
             overflow: scratch("cannot create a temporary overflow file in")?,
             huge: Vec::new(),
             bucket_starts: vec![0; BUCKETS + 1],
@@ -622,19 +629,22 @@ fn build_filter(
     Ok((table, crc.finalize()))
 }
 
-/// Copies a scratch file's contents to `out` (not through its CRC, which the caller takes).
+/// Copies a scratch file's contents to `out` (the caller takes the scratch file's CRC).
 fn copy_scratch(scratch: &mut CrcWriter, out: &mut CrcWriter) -> std::io::Result<u64> {
     scratch.flush()?;
-    out.flush()?;
     let file = &mut scratch.file;
     file.seek(SeekFrom::Start(0))?;
-    let mut reader = std::io::Read::take(&mut *file, scratch.len);
-    let copied = std::io::copy(&mut reader, &mut out.file)?;
-    if copied != scratch.len {
-        return Err(std::io::Error::other("a temporary file came back short"));
+    let mut chunk = vec![0u8; WRITE_CHUNK];
+    let mut left = scratch.len;
+    while left > 0 {
+        let n = left.min(WRITE_CHUNK as u64) as usize;
+        std::io::Read::read_exact(file, &mut chunk[..n]).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("a temporary file came back short: {e}"))
+        })?;
+        out.write(&chunk[..n])?;
+        left -= n as u64;
     }
-    out.len += copied;
-    Ok(copied)
+    Ok(scratch.len)
 }
 
 fn append_memory_section(
@@ -733,4 +743,78 @@ pub fn record_hash(bucket: u32, record: &[u8]) -> HashBytes {
     h[2] = ((bucket as u8 & 0x0F) << 4) | (record[0] & 0x0F);
     h[3..3 + record.len() - 1].copy_from_slice(&record[1..]);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Pieces of every size, records among them, crossing chunk boundaries from an unaligned
+    /// start: the file must hold exactly the bytes written, and the CRC and length match.
+    #[test]
+    fn crc_writer_keeps_every_byte_across_chunk_boundaries() {
+        let base = 12_345u64;
+        let mut file = tempfile::tempfile().unwrap();
+        file.seek(SeekFrom::Start(base)).unwrap();
+        let mut w = CrcWriter::at(file.try_clone().unwrap(), base, true);
+        let mut expected = Vec::new();
+        let mut x = 7u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        while expected.len() < 3 * WRITE_CHUNK + 1000 {
+            match next() % 4 {
+                0 => {
+                    let mut hash = [0u8; 20];
+                    hash.iter_mut().for_each(|b| *b = next() as u8);
+                    let code = (next() % 16) as u8;
+                    w.write_record::<18>(&hash, code).unwrap();
+                    let mut record = [0u8; 18];
+                    encode_record(&hash, code, &mut record);
+                    expected.extend_from_slice(&record);
+                }
+                1 => {
+                    // Larger than a chunk.
+                    let piece: Vec<u8> = (0..WRITE_CHUNK + 3).map(|_| next() as u8).collect();
+                    w.write(&piece).unwrap();
+                    expected.extend_from_slice(&piece);
+                }
+                2 => w.flush().unwrap(),
+                _ => {
+                    let piece: Vec<u8> = (0..next() % 5000).map(|_| next() as u8).collect();
+                    w.write(&piece).unwrap();
+                    expected.extend_from_slice(&piece);
+                }
+            }
+            assert_eq!(w.len, expected.len() as u64);
+        }
+        assert_eq!(w.crc().unwrap(), crc32fast::hash(&expected));
+        let mut written = Vec::new();
+        file.seek(SeekFrom::Start(base)).unwrap();
+        file.read_to_end(&mut written).unwrap();
+        assert!(
+            written == expected,
+            "the file differs from what was written"
+        );
+
+        // And a scratch copy of it lands whole behind other bytes.
+        let mut scratch = CrcWriter::new(tempfile::tempfile().unwrap());
+        scratch.write(&expected).unwrap();
+        let out_file = tempfile::tempfile().unwrap();
+        let mut out = CrcWriter::new(out_file.try_clone().unwrap());
+        out.write(b"front").unwrap();
+        assert_eq!(
+            copy_scratch(&mut scratch, &mut out).unwrap(),
+            expected.len() as u64
+        );
+        out.flush().unwrap();
+        let mut copied = Vec::new();
+        (&out_file).seek(SeekFrom::Start(0)).unwrap();
+        (&out_file).read_to_end(&mut copied).unwrap();
+        assert!(copied[..5] == *b"front" && copied[5..] == expected[..]);
+    }
 }
