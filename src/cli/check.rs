@@ -35,6 +35,9 @@ pub struct CheckArgs {
 
 /// Items checked per parallel batch.
 const BATCH: usize = 1 << 16;
+/// Batches smaller than this run on the calling thread: starting the thread pool (and
+/// tearing down a mapping that several threads have used) costs more than they take.
+const PARALLEL_MIN: usize = 1 << 12;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     leakdex::sys::forbid_core_dumps();
@@ -60,11 +63,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         let path = args.input.as_ref().expect("not stdin");
         Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut reader = BufReader::with_capacity(256 << 10, reader);
     let mut stdout = std::io::stdout().lock();
-    let mut items: Vec<(u64, Vec<u8>)> = Vec::with_capacity(BATCH);
+    let mut items: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut out = Vec::with_capacity(BATCH * 48);
+    let mut out = Vec::new();
     let mut line_no = 0u64;
     let mut found_any = false;
     loop {
@@ -91,10 +94,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         if items.len() == BATCH || (at_end && !items.is_empty()) {
             // Hash every item on all cores, then check them in batches (the filter first,
             // then batched store lookups), and print in input order.
-            let mut hashed: Vec<anyhow::Result<HashBytes>> = items
-                .par_iter()
-                .map(|(line, item)| hash_item(&index, item, args.hashes, &name, *line))
-                .collect();
+            let hash =
+                |(line, item): &(u64, Vec<u8>)| hash_item(&index, item, args.hashes, &name, *line);
+            let mut hashed: Vec<anyhow::Result<HashBytes>> = if items.len() < PARALLEL_MIN {
+                items.iter().map(hash).collect()
+            } else {
+                items.par_iter().map(hash).collect()
+            };
             for (_, item) in items.iter_mut() {
                 item.fill(0);
             }
@@ -108,13 +114,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 .take(good)
                 .map(|r| r.expect("only items before the first error"))
                 .collect();
-            let counts: Vec<Vec<Option<u64>>> = hashes
-                .par_chunks(1024)
-                .map(|chunk| {
-                    let mut counts = Vec::with_capacity(chunk.len());
-                    index.check_many(chunk, &mut counts).map(|()| counts)
-                })
-                .collect::<leakdex::Result<_>>()?;
+            let check = |chunk: &[HashBytes]| {
+                let mut counts = Vec::with_capacity(chunk.len());
+                index.check_many(chunk, &mut counts).map(|()| counts)
+            };
+            let counts: Vec<Vec<Option<u64>>> = if hashes.len() < PARALLEL_MIN {
+                hashes
+                    .chunks(1024)
+                    .map(check)
+                    .collect::<leakdex::Result<_>>()?
+            } else {
+                hashes
+                    .par_chunks(1024)
+                    .map(check)
+                    .collect::<leakdex::Result<_>>()?
+            };
             out.clear();
             for ((hash, count), (line, _)) in
                 hashes.iter().zip(counts.into_iter().flatten()).zip(&items)
