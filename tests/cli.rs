@@ -109,6 +109,36 @@ fn check_exits_0_when_nothing_is_found_and_reads_files() {
     assert!(text(&out.stdout).lines().all(|l| l.ends_with(":0")));
 }
 
+/// More items than one batch: a full batch on the thread pool, then a short one on the
+/// calling thread, printed in input order with the right counts.
+#[test]
+fn check_many_items_keeps_order_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build_small(dir.path());
+    let items: Vec<String> = (0..66_000)
+        .map(|i| match i % 9_999 {
+            0 => "password".to_string(),
+            5 => "letmein".to_string(),
+            _ => format!("nope {i}"),
+        })
+        .collect();
+    let input = items.join("\n") + "\n";
+    let out = run(&["check", "-i", index.to_str().unwrap()], input.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), items.len());
+    for (item, line) in items.iter().zip(&lines) {
+        let count = match item.as_str() {
+            "password" => 3,
+            "letmein" => 7,
+            _ => 0,
+        };
+        let hash = hex(&sha1_password(item.as_bytes()), HashKind::Sha1);
+        assert_eq!(*line, format!("{hash}:{count}"), "item {item:?}");
+    }
+}
+
 #[test]
 fn check_hashes_and_json() {
     let dir = tempfile::tempdir().unwrap();
