@@ -1,4 +1,5 @@
-//! The one module with `unsafe` code: mapping files, aligned buffers, process settings.
+//! The one module with `unsafe` code: mapping files, aligned buffers, process settings, the
+//! huge-page allocator the program installs, write-back and prefetch hints.
 //!
 //! Everything else in the crate works on `&[u8]`.
 
