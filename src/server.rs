@@ -82,6 +82,8 @@ fn load(paths: &[PathBuf]) -> Result<Indexes> {
     };
     for path in paths {
         let index = Index::open(path)?;
+        // A server runs for long: let what it reads from disk come in 2 MiB pages.
+        index.prefer_huge_pages();
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);

@@ -140,6 +140,57 @@ fn check_many_items_keeps_order_across_batches() {
 }
 
 #[test]
+fn bench_measures_every_operation_and_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build_small(dir.path());
+    let out = run(
+        &[
+            "bench",
+            "-i",
+            index.to_str().unwrap(),
+            "--queries",
+            "3000",
+            "--threads",
+            "2",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hashes"], 4);
+    let rows = v["results"].as_array().unwrap();
+    for operation in [
+        "filter lookup",
+        "exact lookup",
+        "exact lookup (batch)",
+        "password check",
+        "range body",
+    ] {
+        for threads in [1, 2] {
+            let row = rows
+                .iter()
+                .find(|r| r["operation"] == operation && r["threads"] == threads)
+                .unwrap_or_else(|| panic!("no row for {operation} on {threads} threads"));
+            assert!(row["operations"].as_u64().unwrap() >= 1000, "{row}");
+            assert!(row["per_second"].as_f64().unwrap() > 0.0, "{row}");
+            let (p50, p99) = (
+                row["p50_ns"].as_f64().unwrap(),
+                row["p99_ns"].as_f64().unwrap(),
+            );
+            assert!(p50 > 0.0 && p50 <= p99, "{row}");
+        }
+    }
+    // The table form names the operations too.
+    let out = run(
+        &["bench", "-i", index.to_str().unwrap(), "--queries", "1000"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("exact lookup (batch)"));
+}
+
+#[test]
 fn check_hashes_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let index = build_small(dir.path());

@@ -241,6 +241,25 @@ fn a_large_build_matches_the_model_and_shards_its_filter() {
     for (h, &c) in model.iter().step_by(97) {
         assert_eq!(index.check(h).unwrap(), Some(c));
     }
+    // Batched lookups of hits and misses, after asking for huge pages (which may change how
+    // the file is mapped, never what it answers).
+    index.prefer_huge_pages();
+    let mut queries: Vec<leakdex::HashBytes> = model.keys().step_by(101).copied().collect();
+    let misses: Vec<leakdex::HashBytes> = queries
+        .iter()
+        .map(|h| {
+            let mut m = *h;
+            m[19] ^= 0x5A;
+            m
+        })
+        .collect();
+    queries.extend(misses);
+    let mut counts = Vec::new();
+    index.lookup_many(&queries, &mut counts).unwrap();
+    assert_eq!(counts.len(), queries.len());
+    for (h, c) in queries.iter().zip(&counts) {
+        assert_eq!(*c, model.get(h).copied(), "{h:02x?}");
+    }
     let (hash, count) = index
         .check_password(b"correct horse battery staple")
         .unwrap();

@@ -70,6 +70,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let mut out = Vec::new();
     let mut line_no = 0u64;
     let mut found_any = false;
+    let mut batches = 0u64;
     loop {
         let mut buf = spare.pop().unwrap_or_default();
         buf.clear();
@@ -92,6 +93,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             }
         }
         if items.len() == BATCH || (at_end && !items.is_empty()) {
+            batches += 1;
+            if batches == 2 {
+                // An audit of many items, for which the index is worth reading from disk in
+                // 2 MiB pages.
+                index.prefer_huge_pages();
+            }
             // Hash every item on all cores, then check them in batches (the filter first,
             // then batched store lookups), and print in input order.
             let hash =
