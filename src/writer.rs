@@ -65,9 +65,9 @@ impl CrcWriter {
         CrcWriter::at(file, 0, false)
     }
 
-    /// A writer for the index itself, whose first byte goes at `offset`: it starts writing
-    /// the data out to disk every few dozen megabytes instead of leaving it all to the sync at
-    /// the end.
+    /// A writer whose first byte goes at file offset `offset`. With `writeback` (for the index
+    /// itself) it starts writing the data out to disk every 32 MB instead of leaving it all to
+    /// the sync at the end.
     fn at(file: File, offset: u64, writeback: bool) -> CrcWriter {
         CrcWriter {
             file,
@@ -262,7 +262,6 @@ impl IndexWriter {
             self.next_bucket = bucket + 1;
             self.position_in_bucket = 0;
         }
-
         let code = if entry.count < OVERFLOW_CODE as u64 {
             entry.count as u8
         } else {
