@@ -241,8 +241,6 @@ impl Index {
         let len = self.record_len();
         let records = self.bucket_bytes(lo).ok()?;
         let at = ((i - range.start) as usize) * len;
-        let mut h = record_hash(lo, records.get(at..at + len)?);
-        h[self.kind().byte_len()..].fill(0);
-        Some(h)
+        Some(record_hash(lo, records.get(at..at + len)?))
     }
 }

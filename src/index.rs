@@ -558,8 +558,7 @@ impl Index {
             let records = self.bucket_bytes(bucket)?;
             let mut counts = CountCursor::new(self, self.bucket_overflow(bucket)?);
             for (i, rec) in records.chunks_exact(len).enumerate() {
-                let mut hash = crate::writer::record_hash(bucket, rec);
-                hash[self.kind().byte_len()..].fill(0);
+                let hash = crate::writer::record_hash(bucket, rec);
                 let count = counts
                     .count(i, rec)
                     .ok_or_else(|| self.out_of_step(bucket))?;

@@ -221,16 +221,8 @@ fn decimal_into(mut n: u64, buf: &mut [u8]) -> usize {
 
 /// Appends the decimal digits of `n`.
 #[inline]
-pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+pub fn write_decimal(n: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    let len = decimal_into(n, &mut buf);
+    out.extend_from_slice(&buf[..len]);
 }

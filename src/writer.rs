@@ -339,8 +339,7 @@ impl IndexWriter {
                 self.records_written as usize
             };
             for rec in records[first * len..last * len].chunks_exact(len) {
-                let mut hash = record_hash(bucket as u32, rec);
-                hash[self.kind.byte_len()..].fill(0);
+                let hash = record_hash(bucket as u32, rec);
                 let code = rec[0] >> 4;
                 let count = if code < OVERFLOW_CODE {
                     code as u64
@@ -733,7 +732,7 @@ pub fn decode_sources(bytes: &[u8]) -> Option<Vec<SourceInfo>> {
     (at == bytes.len()).then_some(out)
 }
 
-/// The hash bytes a record stands for, given its bucket.
+/// The hash bytes a record stands for, given its bucket; the bytes past the hash are zero.
 #[inline]
 pub fn record_hash(bucket: u32, record: &[u8]) -> HashBytes {
     let mut h = [0u8; 20];
