@@ -62,11 +62,7 @@ fn build_small(dir: &Path) -> PathBuf {
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("leakdex-tmp"))
-        .collect()
+    files_named_with(dir, "leakdex-tmp")
 }
 
 #[test]

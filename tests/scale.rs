@@ -70,11 +70,7 @@ fn build(
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("leakdex"))
-        .collect()
+    files_named_with(dir, "leakdex")
 }
 
 #[test]

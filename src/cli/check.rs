@@ -101,13 +101,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             }
             // Hash every item on all cores, then check them in batches (the filter first,
             // then batched store lookups), and print in input order.
-            let hash =
-                |(line, item): &(u64, Vec<u8>)| hash_item(&index, item, args.hashes, &name, *line);
-            let mut hashed: Vec<anyhow::Result<HashBytes>> = if items.len() < PARALLEL_MIN {
-                items.iter().map(hash).collect()
-            } else {
-                items.par_iter().map(hash).collect()
-            };
+            let parallel = items.len() >= PARALLEL_MIN;
+            let mut hashed: Vec<anyhow::Result<HashBytes>> =
+                map_items(parallel, &items, |(line, item)| {
+                    hash_item(&index, item, args.hashes, &name, *line)
+                });
             for (_, item) in items.iter_mut() {
                 item.fill(0);
             }
@@ -121,21 +119,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 .take(good)
                 .map(|r| r.expect("only items before the first error"))
                 .collect();
-            let check = |chunk: &[HashBytes]| {
+            let chunks: Vec<&[HashBytes]> = hashes.chunks(1024).collect();
+            let counts: Vec<Vec<Option<u64>>> = map_items(parallel, &chunks, |chunk| {
                 let mut counts = Vec::with_capacity(chunk.len());
                 index.check_many(chunk, &mut counts).map(|()| counts)
-            };
-            let counts: Vec<Vec<Option<u64>>> = if hashes.len() < PARALLEL_MIN {
-                hashes
-                    .chunks(1024)
-                    .map(check)
-                    .collect::<leakdex::Result<_>>()?
-            } else {
-                hashes
-                    .par_chunks(1024)
-                    .map(check)
-                    .collect::<leakdex::Result<_>>()?
-            };
+            })
+            .into_iter()
+            .collect::<leakdex::Result<_>>()?;
             out.clear();
             for ((hash, count), (line, _)) in
                 hashes.iter().zip(counts.into_iter().flatten()).zip(&items)
@@ -157,6 +147,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     }
     stdout.flush()?;
     Ok(u8::from(found_any))
+}
+
+/// `f` of every item in order, on the thread pool when `parallel`.
+fn map_items<T: Sync, R: Send>(
+    parallel: bool,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    if parallel {
+        items.par_iter().map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
 }
 
 fn hash_item(

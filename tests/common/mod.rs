@@ -80,3 +80,12 @@ pub fn content_bytes(bytes: &[u8]) -> Vec<u8> {
     let offset = u64::from_le_bytes(bytes[sources + 8..sources + 16].try_into().unwrap()) as usize;
     bytes[SECTIONS_START..offset].to_vec()
 }
+
+/// Names of the files in `dir` whose names contain `needle` (temporary files left behind).
+pub fn files_named_with(dir: &Path, needle: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(needle))
+        .collect()
+}
