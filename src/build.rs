@@ -251,7 +251,7 @@ fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<E
         skipped_examples: Vec::new(),
     };
     parsed.entries.clear();
-    // A line of hashes is at least 34 bytes (32 hex digits, a line end and more): one
+    // A line of hashes is more than 32 bytes (32 hex digits and a line end at the least): one
     // allocation holds the block's entries, instead of doubling steps that copy.
     parsed.entries.reserve(block.len() / 32 + 1);
     match format {
