@@ -18,7 +18,7 @@ use crate::sys::MappedFile;
 use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
 use rayon::prelude::*;
 use std::borrow::Cow;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +66,14 @@ pub struct BuildOptions {
     pub tmp_dir: Option<PathBuf>,
     /// Set to stop the build; it then returns [`Error::Interrupted`] and removes its files.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Build even when an input holds no hashes (it is empty, or every line of it was left
+    /// out). Off by default: an empty input is most often a failed download, and an empty
+    /// index would answer "not found" to everything.
+    pub allow_empty: bool,
+    /// Add an input's counts even when the index already holds a source with the same name,
+    /// size, modification time and line count (the same dump merged twice, which would double
+    /// its counts). Off by default.
+    pub allow_duplicate_sources: bool,
 }
 
 impl Default for BuildOptions {
@@ -78,6 +86,8 @@ impl Default for BuildOptions {
             memory_limit: None,
             tmp_dir: None,
             cancel: None,
+            allow_empty: false,
+            allow_duplicate_sources: false,
         }
     }
 }
@@ -88,6 +98,10 @@ pub trait BuildProgress: Sync {
     fn phase(&self, _name: &str, _total_bytes: u64) {}
     /// Bytes and lines done since the last call.
     fn advance(&self, _bytes: u64, _lines: u64) {}
+    /// Something the user should know now, not only at the end: an input that looks like the
+    /// wrong `--input`, temporary files of an earlier build removed. Also kept in
+    /// [`BuildSummary::warnings`].
+    fn warning(&self, _message: &str) {}
 }
 
 /// Progress that goes nowhere.
@@ -107,6 +121,8 @@ pub struct BuildSummary {
     pub temp_bytes: u64,
     /// Whether the input had to be sorted.
     pub sorted_input: bool,
+    /// Warnings given while building (each also went to [`BuildProgress::warning`]).
+    pub warnings: Vec<String>,
 }
 
 /// Skipped lines listed by example.
@@ -125,54 +141,120 @@ struct Input {
     path: PathBuf,
     source: Source,
     modified: u64,
+    /// Device and inode, where known: an output path that is an input is refused.
+    identity: Option<(u64, u64)>,
+}
+
+/// Device and inode of a file's metadata.
+fn identity_of(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Bytes looked at to recognise an input: the index magic is the longest.
+const SNIFF: usize = 8;
+
+/// Reads up to [`SNIFF`] bytes, fewer only at the end of the input.
+fn read_head(reader: &mut dyn Read, path: &Path) -> Result<([u8; SNIFF], usize)> {
+    let mut head = [0u8; SNIFF];
+    let mut n = 0;
+    while n < SNIFF {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "cannot read", e)),
+        }
+    }
+    Ok((head, n))
+}
+
+fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+}
+
+/// A stream (standard input, a pipe, a device) recognised by its first bytes, which are read
+/// once and handed on in front of the rest: a pipe cannot be read twice.
+fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Source> {
+    let (head, n) = read_head(reader.as_mut(), path)?;
+    if n == SNIFF && head == crate::format::MAGIC {
+        return Err(Error::Invalid(format!(
+            "{}: a leakdex index cannot be read from a pipe; give its file path",
+            path.display()
+        )));
+    }
+    let whole = std::io::Cursor::new(head[..n].to_vec()).chain(reader);
+    Ok(if is_gzip(&head[..n]) {
+        Source::Reader(Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::with_capacity(1 << 20, whole),
+        )))
+    } else {
+        Source::Reader(Box::new(whole))
+    })
 }
 
 fn open_input(path: &Path) -> Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input {
             path: path.to_path_buf(),
-            source: Source::Reader(Box::new(std::io::stdin())),
+            source: sniff_stream(Box::new(std::io::stdin()), path)?,
             modified: 0,
+            // Standard input redirected from a file is that file.
+            identity: std::fs::metadata("/dev/stdin")
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| identity_of(&m)),
         });
     }
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
+    if meta.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: is a folder; give the dump files in it",
+            path.display()
+        )));
+    }
     let modified = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let mut magic = [0u8; 8];
-    let mut n = 0;
-    while n < magic.len() {
-        match file.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(Error::io(path, "cannot read", e)),
+    let source = if meta.is_file() {
+        // A regular file is sniffed by position, leaving the handle at its start.
+        let (head, n) = read_head(&mut &file, path)?;
+        let mut file = file;
+        file.rewind()
+            .map_err(|e| Error::io(path, "cannot read", e))?;
+        if n == SNIFF && head == crate::format::MAGIC {
+            Source::Index(Box::new(crate::index::Index::open(path)?))
+        } else if is_gzip(&head[..n]) {
+            Source::Reader(Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 20, file),
+            )))
+        } else {
+            let map = MappedFile::from_file(&file, path)?;
+            map.advise_sequential();
+            Source::Mapped(map)
         }
-    }
-    let source = if n == 8 && magic == crate::format::MAGIC {
-        Source::Index(Box::new(crate::index::Index::open(path)?))
-    } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let decoder =
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-        Source::Reader(Box::new(decoder))
-    } else if meta.is_file() {
-        let map = MappedFile::from_file(&file, path)?;
-        map.advise_sequential();
-        Source::Mapped(map)
     } else {
-        // A pipe or device: read it as a stream.
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        Source::Reader(Box::new(file))
+        // A pipe, FIFO or device: read once, as a stream.
+        sniff_stream(Box::new(file), path)?
     };
     Ok(Input {
         path: path.to_path_buf(),
         source,
         modified,
+        identity: identity_of(&meta),
     })
 }
 
@@ -331,6 +413,8 @@ pub struct Spill {
     limit: usize,
     tmp_root: PathBuf,
     dir: Option<tempfile::TempDir>,
+    /// The folder opened and locked while the build lives (see [`crate::sys::try_lock`]).
+    dir_lock: Option<std::fs::File>,
     written: Vec<u64>,
     spilled_bytes: u64,
     expected_entries: u64,
@@ -347,6 +431,7 @@ impl Spill {
             limit,
             tmp_root,
             dir: None,
+            dir_lock: None,
             written: vec![0; PARTITIONS],
             spilled_bytes: 0,
             expected_entries,
@@ -367,11 +452,15 @@ impl Spill {
     fn flush(&mut self) -> Result<()> {
         if self.dir.is_none() {
             let dir = tempfile::Builder::new()
-                .prefix(".leakdex-build-")
+                .prefix(crate::sys::TEMP_DIR_PREFIX)
                 .tempdir_in(&self.tmp_root)
                 .map_err(|e| Error::io(&self.tmp_root, "cannot create a temporary folder in", e))?;
+            let lock = std::fs::File::open(dir.path())
+                .map_err(|e| Error::io(dir.path(), "cannot open", e))?;
+            crate::sys::try_lock(&lock).map_err(|e| Error::io(dir.path(), "cannot lock", e))?;
+            self.dir_lock = Some(lock);
             let need = self.expected_entries.saturating_mul(SPILL_ENTRY as u64);
-            check_free_space(dir.path(), need, "temporary partition files")?;
+            check_free_space(dir.path(), need, "temporary partition files need")?;
             self.dir = Some(dir);
         }
         let dir = self
@@ -481,7 +570,7 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
     if let Some(free) = free_space(path) {
         if need > free {
             return Err(Error::Invalid(format!(
-                "{}: {what} need about {:.1} GiB, and only {:.1} GiB are free there{}",
+                "{}: {what} about {:.1} GiB, and only {:.1} GiB are free there{}",
                 path.display(),
                 gib(need),
                 gib(free),
@@ -569,6 +658,17 @@ pub fn build_index(
         .iter()
         .map(|p| open_input(p))
         .collect::<Result<Vec<_>>>()?;
+    // Writing the index over one of its inputs would lose that input: the same file by device
+    // and inode, whatever name it goes by.
+    if let Some(out_id) = std::fs::metadata(output).ok().and_then(|m| identity_of(&m)) {
+        if let Some(input) = opened.iter().find(|i| i.identity == Some(out_id)) {
+            return Err(Error::Invalid(format!(
+                "{}: is also an input ({}); the index would replace it. Choose another output path",
+                output.display(),
+                input.path.display()
+            )));
+        }
+    }
     let known_bytes: u64 = opened
         .iter()
         .map(|i| match &i.source {
@@ -583,7 +683,7 @@ pub fn build_index(
     };
     // A line is at least a hash and a line end: an upper bound on hashes, for space checks.
     let expected = known_bytes / 34;
-    check_free_space(&out_dir, expected * 20 + (32 << 20), "the index")?;
+    check_free_space(&out_dir, expected * 20 + (32 << 20), "the index needs")?;
     let memory = options
         .memory_limit
         .or_else(|| {
@@ -592,6 +692,38 @@ pub fn build_index(
         })
         .unwrap_or(4 << 30);
     let tmp_root = options.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
+    let mut warnings = Vec::new();
+    let mut warn = |message: String| {
+        progress.warning(&message);
+        warnings.push(message);
+    };
+    // Temporary files that killed builds left behind (SIGKILL, a power cut) are removed.
+    let mut swept = crate::sys::sweep_temporaries(&out_dir);
+    if tmp_root != out_dir {
+        let more = crate::sys::sweep_temporaries(&tmp_root);
+        swept.removed.extend(more.removed);
+        swept.left.extend(more.left);
+    }
+    if !swept.removed.is_empty() {
+        let bytes: u64 = swept.removed.iter().map(|(_, b)| b).sum();
+        let names: Vec<String> = swept
+            .removed
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        warn(format!(
+            "removed {} left by an earlier build that was killed ({} bytes): {}",
+            plural(swept.removed.len() as u64, "temporary file", "temporary files"),
+            bytes,
+            names.join(", ")
+        ));
+    }
+    for (path, why) in &swept.left {
+        warn(format!(
+            "{}: a temporary file of leakdex that no running build holds; {why}",
+            path.display()
+        ));
+    }
 
     let mut kind = options.kind;
     if kind.is_none() && options.input != InputFormat::Hashes {
@@ -600,7 +732,8 @@ pub fn build_index(
     let mut sink: Option<Sink> = None;
     let mut skipped = 0u64;
     let mut skipped_examples = Vec::new();
-    let mut sources = Vec::new();
+    // Every source so far, with the input it came in.
+    let mut sources: Vec<(SourceInfo, PathBuf)> = Vec::new();
     let mut sorted_input = true;
     progress.phase("reading", known_bytes);
     for input in opened.iter_mut() {
@@ -608,6 +741,10 @@ pub fn build_index(
         let mut size = 0u64;
         let path = input.path.clone();
         if let Source::Index(index) = &input.source {
+            if index.hash_count() == 0 && !options.allow_empty {
+                return Err(empty_input(&path, 0, None));
+            }
+            check_new_sources(&sources, index.sources(), &path, options)?;
             let k = *kind.get_or_insert(index.kind());
             if k != index.kind() {
                 return Err(Error::Invalid(format!(
@@ -642,7 +779,7 @@ pub fn build_index(
             })?;
             flush(&mut chunk, &mut state, &mut sorted_input)?;
             sink = state;
-            sources.extend(index.sources().iter().cloned());
+            sources.extend(index.sources().iter().map(|s| (s.clone(), path.clone())));
             progress.advance(index.hash_count() * 40, 0);
             continue;
         }
@@ -678,8 +815,19 @@ pub fn build_index(
                     }))
                 }
             };
-        // The kind comes from the first block that holds a hash.
         let mut first_blocks = Vec::new();
+        if options.input != InputFormat::Hashes {
+            // Plaintext that looks like hashes or stealer-log lines is most likely the wrong
+            // --input: say so before hours of building.
+            if let Some(block) = blocks.next() {
+                let block = block?;
+                if let Some(hint) = plaintext_hint(&block, options.input) {
+                    warn(format!("{}: {hint}", path.display()));
+                }
+                first_blocks.push(block);
+            }
+        }
+        // The kind comes from the first block that holds a hash.
         let mut lines_before = 0u64;
         while kind.is_none() {
             match blocks.next() {
@@ -698,12 +846,17 @@ pub fn build_index(
                 size += b.len() as u64;
                 lines += memchr::memchr_iter(b'\n', b).count() as u64;
             }
-            sources.push(SourceInfo {
+            if !options.allow_empty {
+                return Err(empty_input(&path, 0, None));
+            }
+            let source = SourceInfo {
                 name: display_name(&path),
                 size,
                 lines,
                 modified: input.modified,
-            });
+            };
+            check_new_sources(&sources, std::slice::from_ref(&source), &path, options)?;
+            sources.push((source, path.clone()));
             continue;
         };
         if sink.is_none() {
@@ -719,6 +872,9 @@ pub fn build_index(
         let format = options.input;
         let (batches, parsed) = std::sync::mpsc::sync_channel::<Result<Vec<Parsed>>>(1);
         let (recycle, recycled) = std::sync::mpsc::channel::<Vec<Entry>>();
+        let mut input_entries = 0u64;
+        let mut input_skipped = 0u64;
+        let mut first_skip: Option<String> = None;
         let outcome: Result<()> = std::thread::scope(|scope| {
             scope.spawn(move || {
                 let mut all_blocks = all_blocks;
@@ -759,6 +915,11 @@ pub fn build_index(
                         message: e.message,
                     })?;
                     skipped += p.skipped;
+                    input_skipped += p.skipped;
+                    input_entries += p.entries.len() as u64;
+                    if let (None, Some((line, why))) = (&first_skip, p.skipped_examples.first()) {
+                        first_skip = Some(format!("line {}: {why}", lines + line + 1));
+                    }
                     for (line, why) in &p.skipped_examples {
                         if skipped_examples.len() < SKIP_EXAMPLES {
                             skipped_examples.push(format!(
@@ -791,12 +952,17 @@ pub fn build_index(
             Ok(())
         });
         outcome?;
-        sources.push(SourceInfo {
+        if input_entries == 0 && !options.allow_empty {
+            return Err(empty_input(&path, input_skipped, first_skip));
+        }
+        let source = SourceInfo {
             name: display_name(&path),
             size,
             lines,
             modified: input.modified,
-        });
+        };
+        check_new_sources(&sources, std::slice::from_ref(&source), &path, options)?;
+        sources.push((source, path.clone()));
     }
     cancel()?;
     let mut temp_bytes = 0;
@@ -811,7 +977,7 @@ pub fn build_index(
         None => IndexWriter::create(output, kind.unwrap_or(HashKind::Sha1), options.filter)?,
     };
     let mut writer = writer;
-    for s in sources {
+    for (s, _) in sources {
         writer.add_source(s);
     }
     cancel()?;
@@ -822,7 +988,126 @@ pub fn build_index(
         skipped_examples,
         temp_bytes,
         sorted_input,
+        warnings,
     })
+}
+
+/// `n` with the singular or plural noun.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The error for an input that gave no hashes.
+fn empty_input(path: &Path, skipped: u64, first_skip: Option<String>) -> Error {
+    let what = if skipped > 0 {
+        format!(
+            "every line of it that is not blank was left out ({}{})",
+            plural(skipped, "line", "lines"),
+            first_skip.map_or(String::new(), |s| format!(", for example {s}"))
+        )
+    } else {
+        "it is empty or holds only blank lines".to_string()
+    };
+    Error::Invalid(format!(
+        "{}: no hashes: {what}. A download cut short? An index without them would answer \
+         \"not found\" to everything; pass --allow-empty to build it anyway",
+        path.display()
+    ))
+}
+
+/// Refuses sources already in the index being built: the same dump (by name, size, line
+/// count and modification time) added twice would double its counts.
+fn check_new_sources(
+    existing: &[(SourceInfo, PathBuf)],
+    new: &[SourceInfo],
+    path: &Path,
+    options: &BuildOptions,
+) -> Result<()> {
+    if options.allow_duplicate_sources {
+        return Ok(());
+    }
+    for source in new {
+        if let Some((_, from)) = existing.iter().find(|(s, _)| s == source) {
+            return Err(Error::Invalid(format!(
+                "{}: the source `{}` ({} bytes, {}) is already counted, from {}, with the same \
+                 size, line count and modification time: its counts would be added twice. Pass \
+                 --allow-duplicate-sources to add them anyway",
+                path.display(),
+                source.name,
+                source.size,
+                plural(source.lines, "line", "lines"),
+                from.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Lines sampled from the start of a plaintext input to guess whether it is one.
+const HINT_SAMPLE: usize = 1000;
+
+/// A warning when most of the first lines of a plaintext input look like hashes (a dump for
+/// `--input hashes`) or, for `--input combo`, like stealer-log lines (`URL:LOGIN:PASSWORD`).
+pub fn plaintext_hint(block: &[u8], format: InputFormat) -> Option<String> {
+    let (mut sampled, mut hashes, mut urls) = (0usize, 0usize, 0usize);
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        sampled += 1;
+        if looks_like_hash_line(line) {
+            hashes += 1;
+        } else if starts_with_scheme(line) {
+            urls += 1;
+        }
+        if sampled == HINT_SAMPLE {
+            break;
+        }
+    }
+    let input = match format {
+        InputFormat::Passwords => "passwords",
+        InputFormat::Combo => "combo",
+        InputFormat::Hashes => return None,
+    };
+    if hashes * 2 > sampled {
+        Some(format!(
+            "{hashes} of its first {sampled} lines look like hashes (`HASH` or `HASH:COUNT`), \
+             which --input {input} would hash again as if they were passwords; for a dump of \
+             hashes, use --input hashes"
+        ))
+    } else if format == InputFormat::Combo && urls * 2 > sampled {
+        Some(format!(
+            "{urls} of its first {sampled} lines start with a URL, as stealer-log lines \
+             (`URL:LOGIN:PASSWORD`) do; --input combo takes everything after the first `:` as \
+             the password, so their passwords would not be found"
+        ))
+    } else {
+        None
+    }
+}
+
+/// `HEX` of 32 or 40 digits, alone or followed by `:DIGITS`.
+fn looks_like_hash_line(line: &[u8]) -> bool {
+    let (hash, count) = match memchr::memchr(b':', line) {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    (hash.len() == 32 || hash.len() == 40)
+        && hash.iter().all(u8::is_ascii_hexdigit)
+        && count.is_none_or(|c| !c.is_empty() && c.iter().all(u8::is_ascii_digit))
+}
+
+/// `[A-Za-z][A-Za-z0-9+.-]*://` at the start.
+fn starts_with_scheme(line: &[u8]) -> bool {
+    let Some(end) = memchr::memmem::find(line, b"://") else {
+        return false;
+    };
+    let scheme = &line[..end];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
 }
 
 /// Hands a block's entries to the sink; a sorted sink that meets disorder becomes a spill.

@@ -223,6 +223,59 @@ pub fn parse_hash(hex: &[u8], kind: HashKind) -> Option<HashBytes> {
     decode_hex(hex)
 }
 
+/// Reads a hash of `kind` that a person or a script gives one per line: hex in either case,
+/// with spaces or tabs around it allowed, and a `:COUNT` after it (a line of a dump) ignored.
+/// The error says what was found without repeating the text, which may be a password given by
+/// mistake.
+pub fn parse_hash_item(item: &[u8], kind: HashKind) -> Result<HashBytes, String> {
+    let item = item.trim_ascii();
+    let hex = match memchr::memchr(b':', item) {
+        Some(i) => {
+            let count = &item[i + 1..];
+            if count.is_empty() || !count.iter().all(u8::is_ascii_digit) {
+                return Err(format!(
+                    "expected a {} hash, alone or as `HASH:COUNT`, found something other than \
+                     digits after the `:`",
+                    kind.display_name()
+                ));
+            }
+            item[..i].trim_ascii_end()
+        }
+        None => item,
+    };
+    let expected = || {
+        format!(
+            "expected {} hex digits of {} {} hash",
+            kind.hex_len(),
+            if kind == HashKind::Ntlm { "an" } else { "a" },
+            kind.display_name()
+        )
+    };
+    if hex.len() != kind.hex_len() {
+        let hint = match HashKind::from_hex_len(hex.len()) {
+            Some(other) if other != kind => format!(
+                " (the length of {} {} hash: is this the right index?)",
+                if other == HashKind::Ntlm { "an" } else { "a" },
+                other.display_name()
+            ),
+            _ => String::new(),
+        };
+        return Err(format!(
+            "{}, found {} characters{hint}",
+            expected(),
+            hex.len()
+        ));
+    }
+    match hex.iter().position(|b| !b.is_ascii_hexdigit()) {
+        Some(col) => Err(format!(
+            "{}, found a character that is not a hex digit at position {}",
+            expected(),
+            col + 1
+        )),
+        None => Ok(decode_hex(hex).expect("checked: hex digits of the right length")),
+    }
+}
+
 /// Appends the upper-case hex of `bytes` to `out`.
 pub fn encode_hex_into(bytes: &[u8], out: &mut Vec<u8>) {
     for &b in bytes {

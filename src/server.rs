@@ -57,6 +57,37 @@ impl Default for ServerConfig {
     }
 }
 
+/// The address to listen on from what a user types: `HOST:PORT` with an IP address
+/// (`0.0.0.0:8080`, `[::1]:8080`) or a host name resolved now (`localhost:8080`: its first
+/// address), or a bare `PORT`, meaning `127.0.0.1:PORT`.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| {
+        Error::Invalid(format!(
+            "--listen `{text}`: {why} (give HOST:PORT, such as 127.0.0.1:8080, 0.0.0.0:8080 or \
+             localhost:8080, or a bare PORT for 127.0.0.1)"
+        ))
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = text
+            .parse()
+            .map_err(|_| bad("a port is a number from 0 to 65535".into()))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err(bad("no port".into()));
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve it: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| bad("the host name has no address".into()))
+}
+
 /// Largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 

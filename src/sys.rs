@@ -289,3 +289,182 @@ unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
         p
     }
 }
+
+// --- Stopping on signals -------------------------------------------------------------------
+
+/// The signals that ask a long job to stop and clean up: Ctrl-C, `kill`/`timeout`/systemd,
+/// and a closed terminal or dropped ssh session.
+#[cfg(unix)]
+pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Turns SIGINT, SIGTERM and SIGHUP into a request to stop: the first sets a flag that the
+/// work polls (it then removes its temporary files and returns); a second one ends the process
+/// at once with the usual exit code of 128 plus the signal's number.
+pub struct StopSignals {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    signal: std::sync::Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl StopSignals {
+    /// Installs the handlers for this process (they stay for its lifetime).
+    pub fn install() -> std::io::Result<StopSignals> {
+        use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+        use std::sync::Arc;
+        let flag = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicI32::new(0));
+        #[cfg(unix)]
+        for sig in STOP_SIGNALS {
+            let (f, s) = (Arc::clone(&flag), Arc::clone(&signal));
+            let action = move || {
+                if f.swap(true, Ordering::SeqCst) {
+                    // SAFETY (of the call below): _exit is async-signal-safe.
+                    unsafe { libc::_exit(128 + sig) };
+                }
+                s.store(sig, Ordering::SeqCst);
+            };
+            // SAFETY: the action only does atomic operations and calls _exit, all of which are
+            // async-signal-safe; it neither allocates nor takes locks.
+            unsafe { signal_hook_registry::register(sig, action) }?;
+        }
+        Ok(StopSignals { flag, signal })
+    }
+
+    /// The flag a signal sets, for [`crate::BuildOptions::cancel`].
+    pub fn flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        std::sync::Arc::clone(&self.flag)
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stopped(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The name of the signal received (`SIGINT` where none or an unknown one was).
+    pub fn signal_name(&self) -> &'static str {
+        #[cfg(unix)]
+        match self.signal.load(std::sync::atomic::Ordering::SeqCst) {
+            libc::SIGTERM => return "SIGTERM",
+            libc::SIGHUP => return "SIGHUP",
+            _ => {}
+        }
+        "SIGINT"
+    }
+
+    /// The exit code a shell reports for the signal received: 128 plus its number (130 for
+    /// SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+    pub fn exit_code(&self) -> u8 {
+        match self.signal.load(std::sync::atomic::Ordering::SeqCst) {
+            s @ 1..=127 => 128 + s as u8,
+            _ => 130,
+        }
+    }
+}
+
+// --- Temporary files of builds ---------------------------------------------------------------
+
+/// Takes an exclusive advisory lock (flock) on `file` without waiting: `Ok(true)` when taken,
+/// `Ok(false)` when another open file holds it. A running build holds the lock on each of its
+/// temporary files and folders for as long as it lives, so a temporary that can be locked was
+/// left by a process that is gone. Where flock is unsupported, reports the lock as taken.
+pub fn try_lock(file: &File) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock takes a descriptor `file` keeps open and plain flags.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(false);
+        }
+        Err(err)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(true)
+    }
+}
+
+/// The suffix of the temporary files in which indexes and generated dumps are written before
+/// they are renamed into place: `.NAME.RANDOM.leakdex-tmp`.
+pub const TEMP_FILE_SUFFIX: &str = ".leakdex-tmp";
+/// The prefix of a build's folder of temporary partition files: `.leakdex-build-RANDOM`.
+pub const TEMP_DIR_PREFIX: &str = ".leakdex-build-";
+/// Temporaries younger than this are never removed by a sweep: a process that has just created
+/// one may not have locked it yet.
+pub const SWEEP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What [`sweep_temporaries`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Temporaries of stopped processes that were removed, with their sizes in bytes.
+    pub removed: Vec<(std::path::PathBuf, u64)>,
+    /// Temporaries that no running process holds but that were left alone: too recent, or
+    /// they could not be removed (the reason is given).
+    pub left: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Removes the temporary files and folders that stopped leakdex processes (killed with SIGKILL,
+/// or by a power cut) left in `dir`. Those of running processes are locked and left alone, as
+/// are any younger than [`SWEEP_MIN_AGE`]. Errors reading the folder give an empty sweep: this
+/// is housekeeping, and the work that follows reports any real problem with the folder.
+pub fn sweep_temporaries(dir: &Path) -> Sweep {
+    let mut sweep = Sweep::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return sweep;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_file = name.starts_with('.') && name.ends_with(TEMP_FILE_SUFFIX);
+        let is_dir = name.starts_with(TEMP_DIR_PREFIX);
+        if !is_file && !is_dir {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(handle) = File::open(&path) else {
+            continue;
+        };
+        let Ok(meta) = handle.metadata() else {
+            continue;
+        };
+        if meta.is_dir() != is_dir || !try_lock(&handle).unwrap_or(false) {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or_default();
+        if age < SWEEP_MIN_AGE {
+            sweep.left.push((
+                path,
+                "it was written in the last few seconds; remove it if no leakdex is running".into(),
+            ));
+            continue;
+        }
+        let (bytes, result) = if is_dir {
+            let bytes = std::fs::read_dir(&path)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            (bytes, std::fs::remove_dir_all(&path))
+        } else {
+            (meta.len(), std::fs::remove_file(&path))
+        };
+        match result {
+            Ok(()) => sweep.removed.push((path, bytes)),
+            Err(e) => sweep.left.push((path, format!("cannot remove it: {e}"))),
+        }
+    }
+    sweep.removed.sort();
+    sweep.left.sort();
+    sweep
+}

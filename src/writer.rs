@@ -138,6 +138,54 @@ impl CrcWriter {
     }
 }
 
+/// The folder of `target` (`.` for a bare file name).
+fn folder_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates the temporary file in which `target` is written: `.NAME.RANDOM.leakdex-tmp` in the
+/// same folder (so that the final rename is atomic), readable by all like any file the user
+/// creates, and locked for as long as it is open so that a later
+/// [`crate::sys::sweep_temporaries`] knows it is in use. Dropping it unfinished removes it;
+/// [`persist_beside`] puts it in place.
+pub fn temp_file_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = folder_of(target);
+    let file_name = target
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", target.display())))?;
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(crate::sys::TEMP_FILE_SUFFIX);
+    // An index holds no secrets (it is built from a published dump): readable by all, like
+    // any file the user creates, rather than tempfile's private 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let temp = builder
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, "cannot create a temporary file in", e))?;
+    crate::sys::try_lock(temp.as_file()).map_err(|e| Error::io(temp.path(), "cannot lock", e))?;
+    Ok(temp)
+}
+
+/// Renames a finished temporary file from [`temp_file_beside`] to `target` and syncs the
+/// folder, so that the new name survives a crash. The caller has synced the file.
+pub fn persist_beside(temp: tempfile::NamedTempFile, target: &Path) -> Result<()> {
+    temp.persist(target)
+        .map_err(|e| Error::io(target, "cannot rename the finished file to", e.error))?;
+    if let Ok(d) = File::open(folder_of(target)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Writes an index from entries pushed in hash order.
 pub struct IndexWriter {
     kind: HashKind,
@@ -162,28 +210,8 @@ pub struct IndexWriter {
 impl IndexWriter {
     /// Starts an index at `target`, writing under a temporary name in the same folder.
     pub fn create(target: &Path, kind: HashKind, filter: FilterKind) -> Result<IndexWriter> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = target
-            .file_name()
-            .ok_or_else(|| Error::Invalid(format!("{}: not a file path", target.display())))?;
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(file_name);
-        prefix.push(".");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".leakdex-tmp");
-        // An index holds no secrets (it is built from a published dump): readable by all, like
-        // any file the user creates, rather than tempfile's private 0600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        let temp = builder
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, "cannot create a temporary index file in", e))?;
+        let dir = folder_of(target);
+        let temp = temp_file_beside(target)?;
         let temp_path = temp.path().to_path_buf();
         let mut file = temp
             .as_file()
@@ -524,18 +552,7 @@ impl IndexWriter {
         file.sync_all().map_err(io)?;
 
         let temp = self.temp.take().expect("finish runs once");
-        temp.persist(&self.target)
-            .map_err(|e| Error::io(&self.target, "cannot rename the finished index to", e.error))?;
-        if let Some(dir) = self.target.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        persist_beside(temp, &self.target)?;
         Ok(IndexSummary {
             kind: self.kind,
             hashes: self.records_written,

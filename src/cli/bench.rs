@@ -20,12 +20,12 @@ pub struct BenchArgs {
     /// The index to measure.
     #[arg(short, long, value_name = "INDEX")]
     index: PathBuf,
-    /// Queries per measurement.
-    #[arg(long, default_value_t = 2_000_000)]
-    queries: usize,
+    /// Queries per measurement (at least 1).
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    queries: u64,
     /// Threads for the all-threads runs [default: one per core].
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -35,8 +35,8 @@ pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
     let index = Index::open(&args.index)?;
     index.prefer_huge_pages();
     let options = BenchOptions {
-        queries: args.queries.max(1),
-        threads: args.threads,
+        queries: args.queries as usize,
+        threads: args.threads.unwrap_or(0),
         ..BenchOptions::default()
     };
     let results = run(&index, &options);

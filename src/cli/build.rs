@@ -4,14 +4,13 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakdex::build::parse_size;
+use leakdex::sys::StopSignals;
 use leakdex::{
-    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat, NoProgress,
+    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat,
 };
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -27,8 +26,18 @@ use std::time::Instant;
 ///
 /// Sorted input streams straight through. Unsorted input is partitioned by hash prefix, in
 /// memory up to a quarter of --memory and in temporary files under --tmp beyond that, then
-/// each partition is sorted on all cores. Temporary files are removed on success, on error and on
-/// Ctrl-C (exit code 130).
+/// each partition is sorted on all cores. Temporary files are removed on success, on error and
+/// when a signal stops the build: SIGINT (Ctrl-C, exit code 130), SIGTERM (`kill`, `timeout`,
+/// systemd; 143) or SIGHUP (a closed terminal or ssh session; 129). A second signal ends the
+/// process at once. A build that was killed outright (SIGKILL, a power cut) leaves its
+/// temporary files behind; the next build in the same folder removes them.
+///
+/// Refused, with exit code 2: an output path that is one of the inputs (the same file, by
+/// device and inode); an input that yields no hashes (empty, blank, or every line left out),
+/// unless --allow-empty; an input whose source (name, size, modification time and line
+/// count) the index already holds, unless --allow-duplicate-sources. A plaintext input
+/// (--input passwords or combo) whose first lines mostly look like hashes or stealer-log lines
+/// gets a warning that names the right --input.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Dump files to read (`-` for standard input).
@@ -55,19 +64,62 @@ pub struct CommonBuildArgs {
     /// into the index's kind, --kind defaulting to sha1) or combo (`user:password` lines).
     #[arg(long, default_value = "hashes")]
     input: InputFormat,
-    /// Memory the build may use, such as 4G or 512M [default: half of the machine's, at most
-    /// 60% of what is free].
-    #[arg(long, value_parser = parse_size)]
+    /// Memory the build may use, such as 4G or 512M, at least 8M [default: half of the
+    /// machine's, at most 60% of what is free].
+    #[arg(long, value_parser = parse_memory)]
     memory: Option<u64>,
     /// Folder for temporary partition files [default: the output's folder].
     #[arg(long, value_name = "DIR")]
     tmp: Option<PathBuf>,
     /// Worker threads [default: one per core].
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Hide the progress bar and summary.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Build even when an input yields no hashes (an empty file, only blank lines, or every
+    /// line left out). Without it that is an error: most often a download cut short.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Add an input even when the index already holds a source with the same name, size,
+    /// modification time and line count. Without it that is an error: merging the same dump
+    /// twice would double its counts.
+    #[arg(long)]
+    allow_duplicate_sources: bool,
+    /// Hide the progress bar and summary (warnings and errors are still shown).
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// The smallest --memory a build accepts.
+const MIN_MEMORY: u64 = 8 << 20;
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "`{text}` is below the minimum of 8M (sizes are in bytes unless a unit such as M or \
+             G follows)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Prints warnings on standard error at once, above the progress bar where there is one.
+fn print_warning(bar: Option<&ProgressBar>, message: &str) {
+    let print = || {
+        let _ = writeln!(std::io::stderr(), "leakdex: warning: {message}");
+    };
+    match bar {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
+/// Progress that only shows warnings (no terminal, or --quiet).
+struct WarningsOnly;
+
+impl BuildProgress for WarningsOnly {
+    fn warning(&self, message: &str) {
+        print_warning(None, message);
+    }
 }
 
 struct Bar {
@@ -93,6 +145,10 @@ impl BuildProgress for Bar {
                 .set_message(format!("{phase}: {} lines", super::grouped(total)));
         }
     }
+
+    fn warning(&self, message: &str) {
+        print_warning(Some(&self.bar), message);
+    }
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
@@ -102,21 +158,18 @@ pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
 /// Builds from `inputs` (dumps, indexes, gzip files, `-`) with the shared options.
 pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<u8> {
     super::set_threads(args.threads)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    // The first Ctrl-C asks the build to stop and clean up; a second one stops at once.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    // The first SIGINT, SIGTERM or SIGHUP asks the build to stop and clean up; a second one
+    // stops at once.
+    let signals = StopSignals::install().context("cannot install signal handlers")?;
     let options = BuildOptions {
         kind: args.kind,
         filter: args.filter,
         input: args.input,
         memory_limit: args.memory,
         tmp_dir: args.tmp,
-        cancel: Some(cancel),
+        cancel: Some(signals.flag()),
+        allow_empty: args.allow_empty,
+        allow_duplicate_sources: args.allow_duplicate_sources,
         ..BuildOptions::default()
     };
     let started = Instant::now();
@@ -138,21 +191,26 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         progress.bar.finish_and_clear();
         result
     } else {
-        build_index(&inputs, &args.output, &options, &NoProgress)
+        build_index(&inputs, &args.output, &options, &WarningsOnly)
     };
     let summary = match summary {
         Err(leakdex::Error::Interrupted) => {
-            eprintln!(
-                "leakdex: build interrupted; nothing was written and temporary files are removed"
+            // The terminal may be gone (SIGHUP): a failed message must not change the outcome.
+            let _ = writeln!(
+                std::io::stderr(),
+                "leakdex: build stopped by {}; nothing was written and temporary files are removed",
+                signals.signal_name()
             );
-            return Ok(130);
+            return Ok(signals.exit_code());
         }
         other => other.context("build failed")?,
     };
     if summary.skipped_lines > 0 {
         eprintln!(
-            "leakdex: {} lines could not be hashed and were left out, for example:",
-            super::grouped(summary.skipped_lines)
+            "leakdex: {} {} could not be hashed and {} left out, for example:",
+            super::grouped(summary.skipped_lines),
+            if summary.skipped_lines == 1 { "line" } else { "lines" },
+            if summary.skipped_lines == 1 { "was" } else { "were" },
         );
         for example in &summary.skipped_examples {
             eprintln!("  {example}");
@@ -161,10 +219,11 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
     if !args.quiet {
         let index = &summary.index;
         eprintln!(
-            "wrote {}: {} {} hashes, counts summing to {}, {} bytes, in {:.2} s{}",
+            "wrote {}: {} {} {}, counts summing to {}, {} bytes, in {:.2} s{}",
             args.output.display(),
             super::grouped(index.hashes),
             index.kind.display_name(),
+            if index.hashes == 1 { "hash" } else { "hashes" },
             super::grouped(index.count_sum),
             super::grouped(index.file_len),
             started.elapsed().as_secs_f64(),

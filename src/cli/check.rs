@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use leakdex::hash::{encode_hex_into, parse_hash};
+use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
 use leakdex::{HashBytes, Index};
 use rayon::prelude::*;
@@ -17,7 +17,13 @@ use std::path::PathBuf;
 /// asks for one password without echo. Prints `HASH:COUNT` per item in input order (count 0
 /// when absent) or, with --json, `{"line": N, "hash": "...", "count": C}`; never the password.
 ///
-/// Exit code: 0 when no item was found, 1 when at least one was, 2 on error.
+/// With --hashes, each line holds a hex hash of the index's kind, either case, with spaces
+/// around it allowed; a `HASH:COUNT` line (from a dump) is read as its hash. Blank lines are
+/// skipped. A line that cannot be read stops the check with an error naming the line, after
+/// the answers for the lines before it.
+///
+/// Exit code: 0 when no item was found (a count of 0 is not found), 1 when at least one was,
+/// 2 on error.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The index to check against.
@@ -31,6 +37,9 @@ pub struct CheckArgs {
     json: bool,
     /// File of items, one per line; `-` or nothing for standard input.
     input: Option<PathBuf>,
+    /// Worker threads for large inputs [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Items checked per parallel batch.
@@ -41,6 +50,7 @@ const PARALLEL_MIN: usize = 1 << 12;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     leakdex::sys::forbid_core_dumps();
+    super::set_threads(args.threads)?;
     let index = Index::open(&args.index)?;
     let from_stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
     let name = match &args.input {
@@ -55,7 +65,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         let mut out = Vec::new();
         format_item(&index, 1, &hash, count.unwrap_or(0), args.json, &mut out);
         std::io::stdout().write_all(&out)?;
-        return Ok(u8::from(count.is_some()));
+        return Ok(u8::from(count.unwrap_or(0) > 0));
     }
     let reader: Box<dyn Read> = if from_stdin {
         Box::new(std::io::stdin().lock())
@@ -71,6 +81,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let mut line_no = 0u64;
     let mut found_any = false;
     let mut batches = 0u64;
+    let mut answered = 0u64;
     loop {
         let mut buf = spare.pop().unwrap_or_default();
         buf.clear();
@@ -130,14 +141,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             for ((hash, count), (line, _)) in
                 hashes.iter().zip(counts.into_iter().flatten()).zip(&items)
             {
-                found_any |= count.is_some();
+                found_any |= count.unwrap_or(0) > 0;
+                answered += 1;
                 format_item(&index, *line, hash, count.unwrap_or(0), args.json, &mut out);
             }
             let failure = failure.and_then(|r| r.err());
             stdout.write_all(&out)?;
             if let Some(e) = failure {
                 stdout.flush()?;
-                return Err(e);
+                let answered = match answered {
+                    0 => "no item was answered".to_string(),
+                    1 => "the 1 item before it was answered above".to_string(),
+                    n => format!("the {} items before it were answered above", super::grouped(n)),
+                };
+                return Err(anyhow::anyhow!("{e:#}; {answered}"));
             }
             spare.extend(items.drain(..).map(|(_, b)| b));
         }
@@ -171,13 +188,9 @@ fn hash_item(
 ) -> anyhow::Result<HashBytes> {
     let kind = index.kind();
     let hash = if hashes {
-        match parse_hash(item, kind) {
-            Some(h) => h,
-            None => bail!(
-                "{name}:{line}: expected {} hex digits of a {} hash",
-                kind.hex_len(),
-                kind.display_name()
-            ),
+        match parse_hash_item(item, kind) {
+            Ok(h) => h,
+            Err(why) => bail!("{name}:{line}: {why}"),
         }
     } else {
         match kind.hash_password(item) {

@@ -7,10 +7,37 @@ use leakdex::HashKind;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use leakdex::sys::StopSignals;
+use leakdex::writer::{persist_beside, temp_file_beside};
+
+/// A file that refuses further writes once a stop signal has come.
+struct StopOnSignal<'a> {
+    file: &'a std::fs::File,
+    signals: &'a StopSignals,
+}
+
+impl Write for StopOnSignal<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.signals.stopped() {
+            // Not ErrorKind::Interrupted, which write_all would retry.
+            return Err(std::io::Error::other("stopped by a signal"));
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Write a deterministic synthetic dump, for samples and benchmarks.
 ///
 /// N random hashes, sorted, in the official dump's form (upper-case `HASH:COUNT`, CRLF), with
 /// heavy-tailed counts (some above 2^32 in large dumps). The same seed gives the same bytes.
+///
+/// A file is written under a temporary name beside it and renamed into place when complete,
+/// so an interrupted run (SIGINT, SIGTERM, SIGHUP: exit code 128 plus the signal's number)
+/// leaves nothing at the output path, never a partial dump that would build without complaint.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Random hashes to generate.
@@ -33,8 +60,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     with_passwords: bool,
     /// Worker threads [default: one per core].
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
@@ -52,12 +79,36 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     };
     match args.output.filter(|p| p.as_os_str() != "-") {
         Some(path) => {
-            let file = std::fs::File::create(&path)
-                .with_context(|| format!("{}: cannot create", path.display()))?;
-            let mut out = BufWriter::with_capacity(1 << 22, file);
-            generate(&options, &mut out)
+            if path.is_dir() {
+                anyhow::bail!(
+                    "{}: is a folder; give the path of the file to write",
+                    path.display()
+                );
+            }
+            let signals = StopSignals::install().context("cannot install signal handlers")?;
+            let temp = temp_file_beside(&path)?;
+            let mut out = BufWriter::with_capacity(
+                1 << 22,
+                StopOnSignal {
+                    file: temp.as_file(),
+                    signals: &signals,
+                },
+            );
+            let written = generate(&options, &mut out)
                 .and_then(|_| out.flush())
-                .with_context(|| format!("{}: cannot write", path.display()))?;
+                .and_then(|_| temp.as_file().sync_all());
+            drop(out);
+            if signals.stopped() {
+                drop(temp);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "leakdex: generate stopped by {}; nothing was written",
+                    signals.signal_name()
+                );
+                return Ok(signals.exit_code());
+            }
+            written.with_context(|| format!("{}: cannot write", path.display()))?;
+            persist_beside(temp, &path)?;
         }
         None => {
             let mut out = BufWriter::with_capacity(1 << 22, std::io::stdout().lock());

@@ -3,7 +3,7 @@
 use clap::Args;
 use leakdex::Index;
 use serde_json::json;
-use std::path::PathBuf;
+
 
 /// Describe an index: what it holds, its sizes, its filter and its sources.
 ///
@@ -12,19 +12,19 @@ use std::path::PathBuf;
 /// hashes), the format version and the inputs it was built from.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// The index to describe.
-    index: PathBuf,
+    #[command(flatten)]
+    index: super::IndexArg,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
-    let index = Index::open(&args.index)?;
+    let index = Index::open(args.index.path())?;
     let info = index.info();
     if args.json {
         let value = json!({
-            "path": args.index.display().to_string(),
+            "path": args.index.path().display().to_string(),
             "format_version": info.version,
             "kind": info.kind,
             "hashes": info.hashes,
@@ -47,7 +47,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let g = super::grouped;
-    println!("index            {}", args.index.display());
+    println!("index            {}", args.index.path().display());
     println!("format version   {}", info.version);
     println!("kind             {}", info.kind);
     println!("hashes           {}", g(info.hashes));

@@ -11,6 +11,7 @@ mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
 
 /// Exit code for errors (clap uses it for bad arguments too).
 pub const EXIT_ERROR: u8 = 2;
@@ -55,14 +56,37 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 }
 
-/// Sets the number of worker threads (0 keeps one per core).
-pub fn set_threads(threads: usize) -> anyhow::Result<()> {
-    if threads > 0 {
+/// Sets the number of worker threads (none or 0 keeps one per core).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(threads) = threads.filter(|&t| t > 0) {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()?;
     }
     Ok(())
+}
+
+/// The index a command reads, as `-i/--index INDEX` (as `check`, `range`, `serve` and
+/// `bench` take it) or as the first positional argument.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct IndexArg {
+    /// The index file.
+    #[arg(value_name = "INDEX")]
+    positional: Option<PathBuf>,
+    /// The index file (the same as the positional INDEX).
+    #[arg(short = 'i', long = "index", value_name = "INDEX")]
+    flag: Option<PathBuf>,
+}
+
+impl IndexArg {
+    /// The path given, in either form.
+    pub fn path(&self) -> &Path {
+        self.flag
+            .as_deref()
+            .or(self.positional.as_deref())
+            .expect("clap requires one of the two")
+    }
 }
 
 /// Formats an integer with thousands separators.

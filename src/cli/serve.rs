@@ -19,9 +19,10 @@ pub struct ServeArgs {
     /// Index to serve; give it twice for one SHA-1 and one NTLM index.
     #[arg(short, long = "index", value_name = "INDEX", required = true)]
     indexes: Vec<PathBuf>,
-    /// Address to listen on; serving other machines needs an explicit address such as
-    /// 0.0.0.0:8080.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on: HOST:PORT (an IP address or a host name, resolved at start) or a
+    /// bare PORT, which means 127.0.0.1:PORT. Serving other machines needs an explicit address
+    /// such as 0.0.0.0:8080.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: SocketAddr,
     /// Seconds in `Cache-Control: public, max-age=`.
     #[arg(long, default_value_t = 2_678_400)]
@@ -30,8 +31,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     header_timeout: u64,
     /// Worker threads [default: one per core].
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    leakdex::server::resolve_listen(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
@@ -44,8 +49,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     };
     let server = Arc::new(Server::new(config)?);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
-        runtime.worker_threads(args.threads);
+    if let Some(threads) = args.threads.filter(|&t| t > 0) {
+        runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(server.run(|event| match event {
