@@ -468,3 +468,54 @@ pub fn sweep_temporaries(dir: &Path) -> Sweep {
     sweep.left.sort();
     sweep
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn backdate(path: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::open(path)
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_modified(old))
+            .unwrap();
+    }
+
+    #[test]
+    fn sweeps_stale_temporaries_and_leaves_held_recent_and_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stale = d.join(".a.ldx.Xy12Ab.leakdex-tmp");
+        std::fs::write(&stale, b"partial index").unwrap();
+        backdate(&stale);
+        let stale_dir = d.join(".leakdex-build-Qw34Er");
+        std::fs::create_dir(&stale_dir).unwrap();
+        std::fs::write(stale_dir.join("0ab"), [0u8; 56]).unwrap();
+        backdate(&stale_dir);
+        // Held by a running build: locked.
+        let held = d.join(".b.ldx.Zz99Zz.leakdex-tmp");
+        std::fs::write(&held, b"being written").unwrap();
+        backdate(&held);
+        let holder = File::open(&held).unwrap();
+        assert!(try_lock(&holder).unwrap());
+        // Just created: maybe not locked yet.
+        let recent = d.join(".c.ldx.Rr11Rr.leakdex-tmp");
+        std::fs::write(&recent, b"new").unwrap();
+        // Not leakdex's.
+        let other = d.join("notes.leakdex-tmp.txt");
+        std::fs::write(&other, b"mine").unwrap();
+        backdate(&other);
+
+        let sweep = sweep_temporaries(d);
+        assert_eq!(sweep.removed, vec![(stale.clone(), 13), (stale_dir.clone(), 56)]);
+        assert_eq!(sweep.left.len(), 1);
+        assert_eq!(sweep.left[0].0, recent);
+        assert!(!stale.exists() && !stale_dir.exists());
+        assert!(held.exists() && recent.exists() && other.exists());
+        // Released, the held one goes too.
+        drop(holder);
+        let sweep = sweep_temporaries(d);
+        assert_eq!(sweep.removed, vec![(held.clone(), 13)]);
+    }
+}

@@ -545,7 +545,7 @@ fn errors_for_missing_files_and_bad_arguments() {
 }
 
 #[test]
-fn empty_dumps_build_empty_indexes() {
+fn empty_dumps_build_empty_indexes_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "empty.txt", b"");
     let index = dir.path().join("empty.ldx");
@@ -553,6 +553,18 @@ fn empty_dumps_build_empty_indexes() {
         &[
             "build",
             input.to_str().unwrap(),
+            "-o",
+            index.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!index.exists());
+    let out = run(
+        &[
+            "build",
+            input.to_str().unwrap(),
+            "--allow-empty",
             "-o",
             index.to_str().unwrap(),
         ],

@@ -193,39 +193,96 @@ fn a_tiny_memory_budget_spills_to_many_partitions_and_stays_right() {
     Index::open(d.join("b.ldx")).unwrap().verify().unwrap();
 }
 
+/// Sets a file's or folder's modification time an hour back, as if a build had been killed
+/// long ago.
+#[cfg(unix)]
+fn backdate(path: &Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(path)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(old))
+        .unwrap();
+}
+
 #[cfg(unix)]
 #[test]
-fn interrupted_builds_leave_no_index_and_after_sigint_no_temporary_files() {
+fn stopped_builds_leave_nothing_and_killed_builds_are_swept_up_by_the_next() {
     let (_, shuffled, _) = dumps(600_000);
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let d = dir.path();
     let input = write_file(d, "big.txt", &shuffled.repeat(4));
-    for signal in [libc::SIGINT, libc::SIGKILL] {
-        let out = d.join("out.ldx");
-        let mut child = leakdex()
+    let out = d.join("out.ldx");
+    let start = || {
+        leakdex()
             .args(["build", "-q", "--memory", "8M", "--tmp"])
             .arg(tmp.path())
             .arg(&input)
             .arg("-o")
             .arg(&out)
+            .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    // Ctrl-C, kill/timeout/systemd, a closed terminal: each stops the build, which removes
+    // its files and exits with 128 plus the signal's number.
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let child = start();
         std::thread::sleep(Duration::from_millis(400));
         // SAFETY: kill(2) on our own child's pid with a valid signal number.
         unsafe { libc::kill(child.id() as i32, signal) };
-        let status = child.wait().unwrap();
-        assert!(!out.exists(), "an index after signal {signal}");
-        if signal == libc::SIGINT {
-            assert_eq!(status.code(), Some(130));
-            assert!(
-                leftovers(tmp.path()).is_empty(),
-                "{:?}",
-                leftovers(tmp.path())
-            );
-            assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
-        }
+        let result = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(128 + signal), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("build stopped by {name}")),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "an index after {name}");
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{name}: {:?}",
+            leftovers(tmp.path())
+        );
+        assert!(leftovers(d).is_empty(), "{name}: {:?}", leftovers(d));
     }
+    // SIGKILL cannot be caught: the build leaves its partition folder (or its partial
+    // index), and the next build in the same places removes what no running build holds.
+    let child = start();
+    std::thread::sleep(Duration::from_millis(600));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait_with_output().unwrap();
+    assert!(!out.exists(), "an index after SIGKILL");
+    let left: Vec<PathBuf> = leftovers(tmp.path())
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .chain(leftovers(d).iter().map(|n| d.join(n)))
+        .collect();
+    assert!(!left.is_empty(), "a killed build left nothing to sweep up");
+    for path in &left {
+        backdate(path);
+    }
+    let small = write_file(d, "small.txt", b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n");
+    let result = leakdex()
+        .args(["build", "-q", "--tmp"])
+        .arg(tmp.path())
+        .arg(&small)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("left by an earlier build"), "{stderr}");
+    for path in &left {
+        assert!(!path.exists(), "{} was not removed", path.display());
+    }
+    assert!(leftovers(tmp.path()).is_empty());
 }
 
 #[test]

@@ -10,6 +10,10 @@ use serde_json::json;
 /// Prints the hash kind, hashes, sum of counts, the bytes of each part, bytes per hash of the
 /// store, bits per hash and false-positive rate of the filter (measured on 200,000 random
 /// hashes), the format version and the inputs it was built from.
+///
+/// With --json, every figure is a JSON number except `count_sum`, a string of decimal digits:
+/// the sum of counts may pass 2^64 (it is kept as a 128-bit number), and many JSON readers
+/// (JavaScript's among them) hold integers exactly only up to 2^53.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     #[command(flatten)]
