@@ -713,7 +713,11 @@ pub fn build_index(
             .collect();
         warn(format!(
             "removed {} left by an earlier build that was killed ({} bytes): {}",
-            plural(swept.removed.len() as u64, "temporary file", "temporary files"),
+            plural(
+                swept.removed.len() as u64,
+                "temporary file",
+                "temporary files"
+            ),
             bytes,
             names.join(", ")
         ));

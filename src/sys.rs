@@ -508,7 +508,10 @@ mod tests {
         backdate(&other);
 
         let sweep = sweep_temporaries(d);
-        assert_eq!(sweep.removed, vec![(stale.clone(), 13), (stale_dir.clone(), 56)]);
+        assert_eq!(
+            sweep.removed,
+            vec![(stale.clone(), 13), (stale_dir.clone(), 56)]
+        );
         assert_eq!(sweep.left.len(), 1);
         assert_eq!(sweep.left[0].0, recent);
         assert!(!stale.exists() && !stale_dir.exists());

@@ -109,17 +109,18 @@ fn a_pipe_given_as_a_path_loses_nothing() {
     );
     assert_ok(&out);
     for p in ["password", "123456", "qwerty"] {
-        assert_eq!(check_password(&out_path, p), ("1".to_string(), Some(1)), "{p}");
+        assert_eq!(
+            check_password(&out_path, p),
+            ("1".to_string(), Some(1)),
+            "{p}"
+        );
     }
 
     let dump = dump_text();
     let out_path = d.join("dump.ldx");
     let out = build_from_fifo(d, dump.as_bytes(), &["-q", "-o", s(&out_path)]);
     assert_ok(&out);
-    assert_eq!(
-        check_password(&out_path, "password"),
-        ("3".into(), Some(1))
-    );
+    assert_eq!(check_password(&out_path, "password"), ("3".into(), Some(1)));
 
     let out_path = d.join("gz.ldx");
     let out = build_from_fifo(d, &gzip(dump.as_bytes()), &["-q", "-o", s(&out_path)]);
@@ -133,10 +134,7 @@ fn a_pipe_given_as_a_path_loses_nothing() {
         dump.as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(
-        check_password(&out_path, "password"),
-        ("3".into(), Some(1))
-    );
+    assert_eq!(check_password(&out_path, "password"), ("3".into(), Some(1)));
     // A leakdex index cannot come through a pipe: a clear error, not a misparse.
     let index_bytes = std::fs::read(&out_path).unwrap();
     let out = build_from_fifo(d, &index_bytes, &["-q", "-o", s(&d.join("x.ldx"))]);
@@ -158,20 +156,22 @@ fn gzip_on_standard_input_is_detected() {
         &gzip(dump_text().as_bytes()),
     );
     assert_ok(&out);
-    assert_eq!(
-        check_password(&out_path, "123456"),
-        ("5".into(), Some(1))
-    );
+    assert_eq!(check_password(&out_path, "123456"), ("5".into(), Some(1)));
     // Plaintext too.
     let out = run(
-        &["build", "--input", "passwords", "-", "-q", "-o", s(&out_path)],
+        &[
+            "build",
+            "--input",
+            "passwords",
+            "-",
+            "-q",
+            "-o",
+            s(&out_path),
+        ],
         &gzip(b"letmein\nletmein\n"),
     );
     assert_ok(&out);
-    assert_eq!(
-        check_password(&out_path, "letmein"),
-        ("2".into(), Some(1))
-    );
+    assert_eq!(check_password(&out_path, "letmein"), ("2".into(), Some(1)));
 }
 
 /// Item 3: a plaintext input that looks like hashes, or like stealer-log lines for combo, gets
@@ -184,7 +184,15 @@ fn the_wrong_input_format_is_warned_about() {
     let out_path = d.join("x.ldx");
     for input in ["combo", "passwords"] {
         let out = run(
-            &["build", "--input", input, s(&dump), "-q", "-o", s(&out_path)],
+            &[
+                "build",
+                "--input",
+                input,
+                s(&dump),
+                "-q",
+                "-o",
+                s(&out_path),
+            ],
             b"",
         );
         assert_ok(&out);
@@ -200,7 +208,15 @@ fn the_wrong_input_format_is_warned_about() {
           android://xyz@com.app/:carol:letmein\nbob@example.com:password\n",
     );
     let out = run(
-        &["build", "--input", "combo", s(&stealer), "-q", "-o", s(&out_path)],
+        &[
+            "build",
+            "--input",
+            "combo",
+            s(&stealer),
+            "-q",
+            "-o",
+            s(&out_path),
+        ],
         b"",
     );
     assert_ok(&out);
@@ -220,11 +236,10 @@ fn the_wrong_input_format_is_warned_about() {
         assert_eq!(text(&out.stderr), "", "{input}");
     }
     // The library says which lines it saw.
-    assert!(leakdex::build::plaintext_hint(
-        dump_text().as_bytes(),
-        leakdex::InputFormat::Combo
-    )
-    .is_some());
+    assert!(
+        leakdex::build::plaintext_hint(dump_text().as_bytes(), leakdex::InputFormat::Combo)
+            .is_some()
+    );
     assert!(leakdex::build::plaintext_hint(
         b"hunter2\n5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8\n123456\n",
         leakdex::InputFormat::Passwords
@@ -265,7 +280,11 @@ fn an_output_that_is_an_input_is_refused() {
     let index = d.join("a.ldx");
     assert_ok(&run(&["build", s(&dump), "-q", "-o", s(&index)], b""));
     let index_before = std::fs::read(&index).unwrap();
-    let more = write_file(d, "more.txt", b"0000000000000000000000000000000000000000:1\n");
+    let more = write_file(
+        d,
+        "more.txt",
+        b"0000000000000000000000000000000000000000:1\n",
+    );
     let out = run(&["merge", s(&index), s(&more), "-o", s(&index)], b"");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(std::fs::read(&index).unwrap(), index_before);
@@ -291,7 +310,10 @@ fn merging_a_source_twice_is_refused() {
     // Two indexes built from the same dump, and one dump given twice, alike.
     let again = d.join("b.ldx");
     assert_ok(&run(&["build", s(&dump), "-q", "-o", s(&again)], b""));
-    let out = run(&["merge", s(&index), s(&again), "-q", "-o", s(&merged)], b"");
+    let out = run(
+        &["merge", s(&index), s(&again), "-q", "-o", s(&merged)],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let out = run(&["build", s(&dump), s(&dump), "-q", "-o", s(&merged)], b"");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -346,7 +368,17 @@ fn empty_inputs_are_refused_unless_allowed() {
         assert!(err.contains("--allow-empty"), "{err}");
         assert!(!out_path.exists());
     }
-    let out = run(&["build", "--input", "combo", s(&rejected), "-o", s(&out_path)], b"");
+    let out = run(
+        &[
+            "build",
+            "--input",
+            "combo",
+            s(&rejected),
+            "-o",
+            s(&out_path),
+        ],
+        b"",
+    );
     assert!(
         text(&out.stderr).contains("line 1: no `:` between user and password"),
         "{}",
@@ -355,7 +387,14 @@ fn empty_inputs_are_refused_unless_allowed() {
     // An empty index merged in is an empty input too.
     let empty_index = d.join("empty.ldx");
     let out = run(
-        &["build", s(&empty), "--allow-empty", "-q", "-o", s(&empty_index)],
+        &[
+            "build",
+            s(&empty),
+            "--allow-empty",
+            "-q",
+            "-o",
+            s(&empty_index),
+        ],
         b"",
     );
     assert_ok(&out);
@@ -389,7 +428,10 @@ fn a_count_of_zero_is_not_found() {
     let index = d.join("zero.ldx");
     assert_ok(&run(&["build", s(&dump), "-q", "-o", s(&index)], b""));
     assert_eq!(check_password(&index, "password"), ("0".into(), Some(0)));
-    let out = run(&["check", "-i", s(&index), "--hashes"], PASSWORD_SHA1.as_bytes());
+    let out = run(
+        &["check", "-i", s(&index), "--hashes"],
+        PASSWORD_SHA1.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), format!("{PASSWORD_SHA1}:0\n"));
 }
@@ -418,7 +460,12 @@ fn an_interrupted_generate_leaves_nothing() {
         // SAFETY: kill(2) on our own child's pid with a valid signal number.
         unsafe { libc::kill(child.id() as i32, signal) };
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(128 + signal), "{}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(128 + signal),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(text(&out.stderr).contains("nothing was written"));
         assert!(!out_path.exists(), "a partial dump after signal {signal}");
         assert_eq!(files_named_with(d, "leakdex"), Vec::<String>::new());
@@ -460,10 +507,7 @@ fn commands_take_the_same_options() {
         let entry = threads.split("\n\n").next().unwrap();
         assert_eq!(entry.matches("[default").count(), 1, "{command}: {entry}");
     }
-    let out = run(
-        &["check", "-i", s(&index), "--threads", "1"],
-        b"password\n",
-    );
+    let out = run(&["check", "-i", s(&index), "--threads", "1"], b"password\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
 
@@ -514,7 +558,11 @@ fn check_hashes_reads_dump_lines_and_explains_errors() {
         &["check", "-i", s(&index), "--hashes"],
         b"my secret password\n",
     );
-    assert!(!text(&out.stderr).contains("secret"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("secret"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Item 13: wording and refused values.
@@ -532,7 +580,10 @@ fn wording_and_refused_values() {
         text(&out.stderr)
     );
     let combo = write_file(d, "combo.txt", b"a:b\nnocolon\n");
-    let out = run(&["build", "--input", "combo", s(&combo), "-o", s(&index)], b"");
+    let out = run(
+        &["build", "--input", "combo", s(&combo), "-o", s(&index)],
+        b"",
+    );
     assert_ok(&out);
     assert!(
         text(&out.stderr).contains("1 line could not be hashed and was left out"),

@@ -267,7 +267,11 @@ fn stopped_builds_leave_nothing_and_killed_builds_are_swept_up_by_the_next() {
     for path in &left {
         backdate(path);
     }
-    let small = write_file(d, "small.txt", b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n");
+    let small = write_file(
+        d,
+        "small.txt",
+        b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n",
+    );
     let result = leakdex()
         .args(["build", "-q", "--tmp"])
         .arg(tmp.path())

@@ -5,9 +5,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakdex::build::parse_size;
 use leakdex::sys::StopSignals;
-use leakdex::{
-    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat,
-};
+use leakdex::{build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,8 +207,16 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         eprintln!(
             "leakdex: {} {} could not be hashed and {} left out, for example:",
             super::grouped(summary.skipped_lines),
-            if summary.skipped_lines == 1 { "line" } else { "lines" },
-            if summary.skipped_lines == 1 { "was" } else { "were" },
+            if summary.skipped_lines == 1 {
+                "line"
+            } else {
+                "lines"
+            },
+            if summary.skipped_lines == 1 {
+                "was"
+            } else {
+                "were"
+            },
         );
         for example in &summary.skipped_examples {
             eprintln!("  {example}");

@@ -152,7 +152,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 let answered = match answered {
                     0 => "no item was answered".to_string(),
                     1 => "the 1 item before it was answered above".to_string(),
-                    n => format!("the {} items before it were answered above", super::grouped(n)),
+                    n => format!(
+                        "the {} items before it were answered above",
+                        super::grouped(n)
+                    ),
                 };
                 return Err(anyhow::anyhow!("{e:#}; {answered}"));
             }

@@ -4,7 +4,6 @@ use clap::Args;
 use leakdex::Index;
 use serde_json::json;
 
-
 /// Describe an index: what it holds, its sizes, its filter and its sources.
 ///
 /// Prints the hash kind, hashes, sum of counts, the bytes of each part, bytes per hash of the

@@ -3,7 +3,6 @@
 use clap::Args;
 use leakdex::Index;
 
-
 /// Check an index completely: every checksum, the order of every range, every count.
 ///
 /// Exit code 0 when sound; 2 with a message naming what is wrong.
