@@ -5,9 +5,14 @@ Usage: python hibp_downloader_check.py BASE_URL DATA_DIR FIRST LAST HASH_TYPE EX
 Downloads the prefixes FIRST..LAST, compares every stored file (gzip of the range body) with
 EXPECTED_DIR/<PREFIX>.txt, then downloads again with the local cache disabled: the client sends
 the ETags it stored, and the server must answer each with 304.
+
+The client's own log goes to hibp-downloader-HASH_TYPE.log beside DATA_DIR, without colour, and
+is printed only when the check fails.
 """
 
+import atexit
 import gzip
+import logging
 import sys
 import urllib.request
 from pathlib import Path
@@ -15,6 +20,29 @@ from pathlib import Path
 base_url, data_dir, first, last, hash_type, expected_dir = sys.argv[1:7]
 
 import hibp_downloader  # noqa: E402
+
+# The client logs at INFO level to standard error, in colour, when it is imported (it reads
+# --quiet from the command line only then). Keep that log in a plain file instead.
+log_path = Path(data_dir).with_name(f"hibp-downloader-{hash_type}.log")
+client_log = logging.getLogger(hibp_downloader.LOGGER_NAME)
+for handler in list(client_log.handlers):
+    client_log.removeHandler(handler)
+log_file = logging.FileHandler(log_path, mode="w")
+log_file.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s"))
+client_log.addHandler(log_file)
+client_log.propagate = False
+succeeded = False
+
+
+def show_log_on_failure():
+    """On any failure (a wrong answer, an error from the client, an exception), print its log."""
+    if not succeeded:
+        log_file.flush()
+        print(f"--- hibp-downloader's log ({log_path}):", file=sys.stderr)
+        sys.stderr.write(log_path.read_text() if log_path.exists() else "(empty)\n")
+
+
+atexit.register(show_log_on_failure)
 
 hibp_downloader.PWNEDPASSWORDS_API_URL = base_url
 from hibp_downloader.commands import hibp_download  # noqa: E402
@@ -88,4 +116,5 @@ for prefix, path in stored().items():
         failed += 1
 
 print(f"hibp-downloader ({hash_type}): {passed} passed, {failed} failed")
-sys.exit(0 if failed == 0 and passed > 0 else 1)
+succeeded = failed == 0 and passed > 0
+sys.exit(0 if succeeded else 1)
