@@ -91,6 +91,16 @@ fn build_from_fifo(dir: &Path, content: &[u8], args: &[&str]) -> Output {
     // The build may stop reading early (an error), which is not the writer's failure.
     let _ = writer.write_all(content);
     drop(writer);
+    // A build that opens the FIFO a second time would wait for a writer forever: fail instead.
+    let started = std::time::Instant::now();
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the build still waits on the pipe after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.wait_with_output().unwrap()
 }
 
