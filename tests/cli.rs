@@ -5,30 +5,7 @@ mod common;
 use common::*;
 use leakdex::hash::sha1_password;
 use leakdex::HashKind;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn leakdex() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_leakdex"))
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = leakdex()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The child may exit before reading its input (an error exits early): not our failure.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 const PASSWORD_SHA1: &str = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
 

@@ -7,12 +7,8 @@ use common::*;
 use leakdex::{build_index, BuildOptions, HashKind, Index, InputFormat, NoProgress};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-fn leakdex() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_leakdex"))
-}
 
 /// A generated sorted dump, its shuffled lines, and its model.
 fn dumps(n: u64) -> (Vec<u8>, Vec<u8>, Model) {
@@ -52,12 +48,6 @@ fn dumps(n: u64) -> (Vec<u8>, Vec<u8>, Model) {
     let mut resorted: Vec<&[u8]> = shuffled.split_inclusive(|&b| b == b'\n').collect();
     resorted.sort();
     (resorted.concat(), shuffled, model)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }
 
 fn build(

@@ -5,7 +5,9 @@ use leakdex::hash::{encode_hex_into, prefix_of};
 use leakdex::range::write_decimal;
 use leakdex::{build_index, BuildOptions, HashBytes, HashKind, Index, NoProgress};
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// The model: every hash with the sum of its counts.
 pub type Model = HashMap<HashBytes, u64>;
@@ -88,4 +90,35 @@ pub fn files_named_with(dir: &Path, needle: &str) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(needle))
         .collect()
+}
+
+/// The leakdex binary of this build.
+pub fn leakdex() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leakdex"))
+}
+
+/// Runs leakdex with `args`, `stdin` on its standard input, and collects what it prints.
+pub fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = leakdex()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The child may exit before reading its input (an error exits early): not our failure.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Printed bytes as text, for messages and comparisons.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `bytes` gzip-compressed.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
 }
