@@ -1,4 +1,4 @@
-//! The on-disk index format, version 1. This doc comment is the specification.
+//! The on-disk index format, version 2. This doc comment is the specification.
 //!
 //! All integers are little-endian. Every section starts at a multiple of 8 bytes from the
 //! start of the file. CRC-32 is the IEEE polynomial (as in zlib, `crc32fast`).
@@ -7,13 +7,15 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `LEAKDEX\0` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2; 1 is still read, see below) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 1 | hash kind: 1 = SHA-1, 2 = NTLM |
 //! | 17 | 1 | filter kind: 0 = none, 1 = BinaryFuse8, 2 = BinaryFuse16 |
 //! | 18 | 1 | filter shard bits `s`, 0 to 12 |
-//! | 19 | 1 | zero |
-//! | 20 | 4 | number of sections (8) |
+//! | 19 | 1 | key type: 0 = password, 1 = login, 2 = pair (see [`crate::key`]) |
+//! | 20 | 2 | number of sections (8) |
+//! | 22 | 1 | login normalisation rule version: 0 for password keys, 1 for login and pair |
+//! | 23 | 1 | zero |
 //! | 24 | 8 | number of distinct hashes `n` |
 //! | 32 | 16 | sum of all counts (u128) |
 //! | 48 | 8 | length of the whole file in bytes |
@@ -68,14 +70,20 @@
 //!
 //! # Compatibility
 //! A reader refuses a file whose version is newer than it knows with
-//! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion). Version 1 is the first.
+//! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion), and a normalisation rule
+//! newer than it applies likewise (its logins would be hashed differently).
+//!
+//! - Version 1 is the first. Its bytes 19 and 22..24 are zero and bytes 20..24 hold the number
+//!   of sections as a u32, which reads the same as version 2's u16 with the bytes after it
+//!   zero: a version-1 file is a `password` index. Everything else is as in version 2.
+//! - Version 2 adds the key type (byte 19) and the normalisation rule version (byte 22).
 
 use crate::hash::{HashBytes, HashKind};
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"LEAKDEX\0";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes per section-table entry.
@@ -360,6 +368,10 @@ pub struct Header {
     pub version: u32,
     /// Hash kind.
     pub kind: HashKind,
+    /// What the hashes are hashes of (always `Password` in version 1).
+    pub key: crate::key::KeyType,
+    /// The login normalisation rule the hashes were made with (0 for passwords).
+    pub normalisation: u8,
     /// Filter kind.
     pub filter: FilterKind,
     /// Filter shard bits.
@@ -397,7 +409,9 @@ impl Header {
         b[16] = kind_code(self.kind);
         b[17] = self.filter.code();
         b[18] = self.shard_bits;
-        b[20..24].copy_from_slice(&(SectionId::ALL.len() as u32).to_le_bytes());
+        b[19] = self.key.code();
+        b[20..22].copy_from_slice(&(SectionId::ALL.len() as u16).to_le_bytes());
+        b[22] = self.normalisation;
         b[24..32].copy_from_slice(&self.hash_count.to_le_bytes());
         b[32..48].copy_from_slice(&self.count_sum.to_le_bytes());
         b[48..56].copy_from_slice(&self.file_len.to_le_bytes());

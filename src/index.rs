@@ -112,9 +112,33 @@ impl Index {
         let kind = kind_from_code(bytes[16]).ok_or_else(|| bad("unknown hash kind".into()))?;
         let filter =
             FilterKind::from_code(bytes[17]).ok_or_else(|| bad("unknown filter kind".into()))?;
+        // Version 1 wrote zeros where version 2 keeps the key type and normalisation rule.
+        let key = crate::key::KeyType::from_code(bytes[19])
+            .ok_or_else(|| bad(format!("unknown key type {}", bytes[19])))?;
+        let normalisation = bytes[22];
+        if normalisation > crate::key::NORMALISATION_VERSION {
+            return Err(bad(format!(
+                "its logins were normalised by rule version {normalisation}, newer than this \
+                 leakdex applies (up to {}); upgrade leakdex",
+                crate::key::NORMALISATION_VERSION
+            )));
+        }
+        if (version == 1 && (key != crate::key::KeyType::Password || normalisation != 0))
+            || normalisation != key.normalisation()
+            || !key.allows(kind)
+            || bytes[23] != 0
+        {
+            return Err(bad(format!(
+                "its header describes a {key} index of {} hashes with normalisation rule \
+                 {normalisation} in format version {version}, which does not exist",
+                kind.display_name()
+            )));
+        }
         let header = Header {
             version,
             kind,
+            key,
+            normalisation,
             filter,
             shard_bits: bytes[18],
             hash_count: read_u64(bytes, 24).unwrap_or(0),
@@ -123,7 +147,7 @@ impl Index {
             table_crc: read_u32(bytes, 56).unwrap_or(0),
         };
         if read_u32(bytes, 12) != Some(HEADER_LEN as u32)
-            || read_u32(bytes, 20) != Some(SectionId::ALL.len() as u32)
+            || bytes[20..22] != (SectionId::ALL.len() as u16).to_le_bytes()
         {
             return Err(bad("unexpected header or section-table size".into()));
         }
@@ -227,6 +251,11 @@ impl Index {
     /// The hash kind.
     pub fn kind(&self) -> HashKind {
         self.header.kind
+    }
+
+    /// What the hashes are hashes of: passwords, logins or pairs.
+    pub fn key(&self) -> crate::key::KeyType {
+        self.header.key
     }
 
     /// Distinct hashes in the index.

@@ -13,6 +13,7 @@
 use crate::error::{Error, Result};
 use crate::hash::{parse_prefix, HashKind};
 use crate::index::Index;
+use crate::key::KeyType;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -100,16 +101,80 @@ struct Served {
     modified: std::time::SystemTime,
 }
 
-/// The indexes being served.
+/// What a range request asks for, by its `mode=` query argument: SHA-1 passwords (no mode, or
+/// any other), NTLM passwords, logins or login-and-password pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Sha1,
+    Ntlm,
+    Login,
+    Pair,
+}
+
+impl Mode {
+    const ALL: [Mode; 4] = [Mode::Sha1, Mode::Ntlm, Mode::Login, Mode::Pair];
+
+    /// The mode an index answers.
+    fn of(index: &Index) -> Mode {
+        match (index.key(), index.kind()) {
+            (KeyType::Password, HashKind::Sha1) => Mode::Sha1,
+            (KeyType::Password, HashKind::Ntlm) => Mode::Ntlm,
+            (KeyType::Login, _) => Mode::Login,
+            (KeyType::Pair, _) => Mode::Pair,
+        }
+    }
+
+    /// The mode of a request's query string.
+    fn of_query(query: Option<&str>) -> Mode {
+        let value = query.and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "mode")
+                .map(|(_, v)| v)
+        });
+        match value {
+            Some(v) if v.eq_ignore_ascii_case("ntlm") => Mode::Ntlm,
+            Some(v) if v.eq_ignore_ascii_case("login") => Mode::Login,
+            Some(v) if v.eq_ignore_ascii_case("pair") => Mode::Pair,
+            _ => Mode::Sha1,
+        }
+    }
+
+    /// The name in ETags and messages.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Sha1 => "sha1",
+            Mode::Ntlm => "ntlm",
+            Mode::Login => "login",
+            Mode::Pair => "pair",
+        }
+    }
+
+    /// What its index holds, for messages.
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Sha1 => "SHA-1",
+            Mode::Ntlm => "NTLM",
+            Mode::Login => "login",
+            Mode::Pair => "pair",
+        }
+    }
+}
+
+/// The indexes being served, one per [`Mode`] at most.
 struct Indexes {
-    sha1: Option<Served>,
-    ntlm: Option<Served>,
+    by_mode: [Option<Served>; 4],
+}
+
+impl Indexes {
+    fn get(&self, mode: Mode) -> Option<&Served> {
+        self.by_mode[mode as usize].as_ref()
+    }
 }
 
 fn load(paths: &[PathBuf]) -> Result<Indexes> {
     let mut indexes = Indexes {
-        sha1: None,
-        ntlm: None,
+        by_mode: [None, None, None, None],
     };
     for path in paths {
         let index = Index::open(path)?;
@@ -131,20 +196,19 @@ fn load(paths: &[PathBuf]) -> Result<Indexes> {
             modified,
             index,
         };
-        let slot = match served.index.kind() {
-            HashKind::Sha1 => &mut indexes.sha1,
-            HashKind::Ntlm => &mut indexes.ntlm,
-        };
+        let mode = Mode::of(&served.index);
+        let slot = &mut indexes.by_mode[mode as usize];
         if slot.is_some() {
             return Err(Error::Invalid(format!(
-                "{}: a second {} index; serve at most one SHA-1 and one NTLM index",
+                "{}: a second {} index; serve at most one index of each: SHA-1 and NTLM \
+                 passwords, logins, pairs",
                 path.display(),
-                served.index.kind().display_name()
+                mode.describe()
             )));
         }
         *slot = Some(served);
     }
-    if indexes.sha1.is_none() && indexes.ntlm.is_none() {
+    if indexes.by_mode.iter().all(Option::is_none) {
         return Err(Error::Invalid("no index to serve".into()));
     }
     Ok(indexes)
@@ -380,21 +444,28 @@ impl Server {
             Ok(p) => p,
             Err(e) => return with_cors(text(StatusCode::BAD_REQUEST, e.message())),
         };
-        let ntlm = req.uri().query().is_some_and(|q| {
-            q.split('&').any(|kv| {
-                kv.split_once('=')
-                    .is_some_and(|(k, v)| k == "mode" && v.eq_ignore_ascii_case("ntlm"))
-            })
-        });
+        let mode = Mode::of_query(req.uri().query());
         let indexes = self.indexes.load();
-        let served = if ntlm { &indexes.ntlm } else { &indexes.sha1 };
-        let Some(served) = served else {
-            let message = if ntlm {
-                "This server has no NTLM index loaded, so mode=ntlm cannot be answered."
-            } else {
-                "This server has no SHA-1 index loaded; ask with mode=ntlm."
+        let Some(served) = indexes.get(mode) else {
+            let message = match mode {
+                Mode::Sha1 => {
+                    let others: Vec<&str> = Mode::ALL
+                        .into_iter()
+                        .filter(|m| indexes.get(*m).is_some())
+                        .map(Mode::name)
+                        .collect();
+                    format!(
+                        "This server has no SHA-1 index loaded; ask with mode={}.",
+                        others.join(" or mode=")
+                    )
+                }
+                other => format!(
+                    "This server has no {} index loaded, so mode={} cannot be answered.",
+                    other.describe(),
+                    other.name()
+                ),
             };
-            return with_cors(text(StatusCode::NOT_FOUND, message));
+            return with_cors(text(StatusCode::NOT_FOUND, &message));
         };
         let headers = req.headers();
         let padded = headers
@@ -409,7 +480,7 @@ impl Server {
                 w,
                 "\"{}-{}-{:05X}{}\"",
                 served.tag,
-                if ntlm { "ntlm" } else { "sha1" },
+                mode.name(),
                 prefix,
                 if gzip { "-gz" } else { "" }
             );

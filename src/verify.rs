@@ -15,6 +15,10 @@ pub struct IndexInfo {
     pub version: u32,
     /// Hash kind name.
     pub kind: &'static str,
+    /// Key type name: what the hashes are hashes of (`password`, `login`, `pair`).
+    pub key: &'static str,
+    /// The login normalisation rule version (0 for passwords).
+    pub normalisation: u8,
     /// Filter kind name.
     pub filter: &'static str,
     /// Distinct hashes.
@@ -68,6 +72,8 @@ impl Index {
         IndexInfo {
             version: self.header().version,
             kind: self.kind().name(),
+            key: self.key().name(),
+            normalisation: self.header().normalisation,
             filter: filter.name(),
             hashes: n,
             count_sum: self.header().count_sum,

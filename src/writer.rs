@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::filter::{build_shard, encode_shard_entry, BuiltShard};
 use crate::format::*;
 use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
+use crate::key::KeyType;
 use crate::sys::MappedFile;
 use rayon::prelude::*;
 use std::fs::File;
@@ -189,6 +190,7 @@ pub fn persist_beside(temp: tempfile::NamedTempFile, target: &Path) -> Result<()
 /// Writes an index from entries pushed in hash order.
 pub struct IndexWriter {
     kind: HashKind,
+    key: KeyType,
     filter: FilterKind,
     target: PathBuf,
     temp: Option<tempfile::NamedTempFile>,
@@ -226,6 +228,7 @@ impl IndexWriter {
         };
         Ok(IndexWriter {
             kind,
+            key: KeyType::Password,
             filter,
             target: target.to_path_buf(),
             temp: Some(temp),
@@ -248,6 +251,24 @@ impl IndexWriter {
     /// The hash kind being written.
     pub fn kind(&self) -> HashKind {
         self.kind
+    }
+
+    /// Records what the hashes are hashes of (passwords unless set). Logins and pairs are
+    /// SHA-1 only.
+    pub fn set_key(&mut self, key: KeyType) -> Result<()> {
+        if !key.allows(self.kind) {
+            return Err(Error::Invalid(format!(
+                "a {key} index holds SHA-1 hashes only, not {}",
+                self.kind.display_name()
+            )));
+        }
+        self.key = key;
+        Ok(())
+    }
+
+    /// What the hashes are hashes of.
+    pub fn key(&self) -> KeyType {
+        self.key
     }
 
     /// Records an input in the index's list of sources.
@@ -530,6 +551,8 @@ impl IndexWriter {
         let header = Header {
             version: FORMAT_VERSION,
             kind: self.kind,
+            key: self.key,
+            normalisation: self.key.normalisation(),
             filter: self.filter,
             shard_bits,
             hash_count: self.records_written,

@@ -4,18 +4,23 @@ use anyhow::{bail, Context};
 use clap::Args;
 use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
-use leakdex::{HashBytes, Index};
+use leakdex::{HashBytes, Index, KeyType};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-/// Check passwords (or, with --hashes, hex hashes) against an index, one per line.
+/// Check passwords, logins or credential pairs (or, with --hashes, hex hashes) against an
+/// index, one per line.
 ///
-/// Reads INPUT, or standard input when INPUT is `-` or absent. Only the line end (LF or CRLF)
-/// is removed: spaces belong to the password. With no INPUT and a terminal on standard input,
-/// asks for one password without echo. Prints `HASH:COUNT` per item in input order (count 0
-/// when absent) or, with --json, `{"line": N, "hash": "...", "count": C}`; never the password.
+/// The index decides what a line holds: a password for a password index (only the line end,
+/// LF or CRLF, is removed: spaces belong to the password); a login (email, user name, phone
+/// number) for a `login` index, normalised as the build normalises it (trimmed, lowercased);
+/// `LOGIN:PASSWORD`, split at the first `:`, for a `pair` index. Reads INPUT, or standard
+/// input when INPUT is `-` or absent. With no INPUT and a terminal on standard input, asks for
+/// one item: a password without echo; a login, echoed; for a pair, the login (echoed) and then
+/// the password (not). Prints `HASH:COUNT` per item in input order (count 0 when absent) or,
+/// with --json, `{"line": N, "hash": "...", "count": C}`; never the password, nor the login.
 ///
 /// With --hashes, each line holds a hex hash of the index's kind, either case, with spaces
 /// around it allowed; a `HASH:COUNT` line (from a dump) is read as its hash. Blank lines are
@@ -58,10 +63,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         _ => "<stdin>".to_string(),
     };
     if args.input.is_none() && !args.hashes && std::io::stdin().is_terminal() {
-        let mut password = rpassword::prompt_password("password: ")?.into_bytes();
-        let result = index.check_password(&password);
-        password.fill(0);
-        let (hash, count) = result?;
+        // A login is echoed as it is typed; a password never is.
+        let mut item = match index.key() {
+            KeyType::Password => rpassword::prompt_password("password: ")?.into_bytes(),
+            KeyType::Login => prompt_echoed("login: ")?,
+            KeyType::Pair => {
+                let mut pair = prompt_echoed("login: ")?;
+                pair.push(b':');
+                let mut password = rpassword::prompt_password("password: ")?.into_bytes();
+                pair.extend_from_slice(&password);
+                password.fill(0);
+                pair
+            }
+        };
+        let result = hash_item(&index, &item, false, "<terminal>", 1);
+        item.fill(0);
+        let hash = result?;
+        let count = index.check(&hash)?;
         let mut out = Vec::new();
         format_item(&index, 1, &hash, count.unwrap_or(0), args.json, &mut out);
         std::io::stdout().write_all(&out)?;
@@ -169,6 +187,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     Ok(u8::from(found_any))
 }
 
+/// Asks for a line on the terminal, echoed; the line end is removed.
+fn prompt_echoed(prompt: &str) -> anyhow::Result<Vec<u8>> {
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = Vec::new();
+    std::io::stdin().lock().read_until(b'\n', &mut line)?;
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(line)
+}
+
 /// `f` of every item in order, on the thread pool when `parallel`.
 fn map_items<T: Sync, R: Send>(
     parallel: bool,
@@ -196,9 +226,18 @@ fn hash_item(
             Err(why) => bail!("{name}:{line}: {why}"),
         }
     } else {
-        match kind.hash_password(item) {
-            Some(h) => h,
-            None => bail!("{name}:{line}: the password is not valid UTF-8, which NTLM needs"),
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let hashed = SCRATCH.with_borrow_mut(|scratch| {
+            let hashed = leakdex::key::hash_item(index.key(), kind, item, scratch);
+            // The normalised login stays in no buffer once hashed.
+            scratch.fill(0);
+            hashed
+        });
+        match hashed {
+            Ok(h) => h,
+            Err(why) => bail!("{name}:{line}: {why}"),
         }
     };
     Ok(hash)

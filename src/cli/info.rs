@@ -30,6 +30,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
             "path": args.index.path().display().to_string(),
             "format_version": info.version,
             "kind": info.kind,
+            "key": info.key,
+            "normalisation": info.normalisation,
             "hashes": info.hashes,
             "count_sum": info.count_sum.to_string(),
             "file_bytes": info.file_bytes,
@@ -53,6 +55,14 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     println!("index            {}", args.index.path().display());
     println!("format version   {}", info.version);
     println!("kind             {}", info.kind);
+    if info.normalisation > 0 {
+        println!(
+            "key              {} (logins normalised by rule {})",
+            info.key, info.normalisation
+        );
+    } else {
+        println!("key              {}", info.key);
+    }
     println!("hashes           {}", g(info.hashes));
     println!("sum of counts    {}", super::grouped(info.count_sum));
     println!("file             {} bytes", g(info.file_bytes));
