@@ -169,8 +169,14 @@ mod tests {
 
     #[test]
     fn logins_are_trimmed_and_lowercased() {
-        assert_eq!(normalise_login(b"  Alice@Example.COM\t"), b"alice@example.com");
-        assert_eq!(normalise_login("ÉLODIE@Exemple.fr".as_bytes()), "élodie@exemple.fr".as_bytes());
+        assert_eq!(
+            normalise_login(b"  Alice@Example.COM\t"),
+            b"alice@example.com"
+        );
+        assert_eq!(
+            normalise_login("ÉLODIE@Exemple.fr".as_bytes()),
+            "élodie@exemple.fr".as_bytes()
+        );
         // Unicode lowercase may change the length: İ is two code points in lowercase.
         assert_eq!(normalise_login("İ".as_bytes()), "i\u{307}".as_bytes());
         // Not UTF-8: ASCII letters only.

@@ -129,21 +129,65 @@ fn empty_foreign_truncated_and_future_files_are_refused() {
     assert!(Index::from_bytes(&longer, "long.ldx").is_err());
 
     let mut future = bytes.clone();
-    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    future[8..12].copy_from_slice(&3u32.to_le_bytes());
     fix_checksums(&mut future);
     let err = Index::from_bytes(&future, "future.ldx").unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
         "{err}"
     );
     assert!(err.to_string().contains("newer than this leakdex reads"));
+
+    // The key type and normalisation rule (header bytes 19 and 22): an unknown key, a rule
+    // newer than this build applies, a rule that does not fit the key, a login index of NTLM
+    // hashes, a version-1 file with a key: each refused with a clear error.
+    let header_case = |changes: &[(usize, u8)], hash_kind: Option<u8>| {
+        let mut b = bytes.clone();
+        for &(at, v) in changes {
+            b[at] = v;
+        }
+        if let Some(k) = hash_kind {
+            b[16] = k;
+        }
+        fix_checksums(&mut b);
+        Index::from_bytes(&b, "keyed.ldx").map(|i| i.key())
+    };
+    let err = header_case(&[(19, 7)], None).unwrap_err();
+    assert!(err.to_string().contains("unknown key type 7"), "{err}");
+    let err = header_case(&[(19, 1), (22, 9)], None).unwrap_err();
+    assert!(err.to_string().contains("rule version 9, newer"), "{err}");
+    for changes in [
+        &[(19u8 as usize, 1u8)][..],
+        &[(19, 0), (22, 1)],
+        &[(19, 1), (22, 1), (23, 1)],
+    ] {
+        let err = header_case(changes, None).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{changes:?}: {err}");
+    }
+    let err = header_case(&[(19, 1), (22, 1)], Some(2)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let mut v1 = bytes.clone();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    v1[19] = 2;
+    v1[22] = 1;
+    fix_checksums(&mut v1);
+    assert!(Index::from_bytes(&v1, "v1.ldx").is_err());
+    // And the well-formed ones open with their key.
+    assert_eq!(
+        header_case(&[(19, 1), (22, 1)], None).unwrap(),
+        leakdex::KeyType::Login
+    );
+    assert_eq!(
+        header_case(&[(19, 2), (22, 1)], None).unwrap(),
+        leakdex::KeyType::Pair
+    );
 }
 
 #[test]

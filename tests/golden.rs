@@ -1,10 +1,12 @@
-//! Golden indexes of format version 1, committed under `tests/data/`: every later version of
-//! leakdex must open them and answer from them, or refuse them with a clear version error.
+//! Golden indexes of every format version, committed under `tests/data/`: every later version
+//! of leakdex must open them and answer from them, or refuse them with a clear version error.
+//! Version 2 (key types) is built from the same dumps as version 1; a version-1 file is a
+//! password index.
 
 mod common;
 
 use common::*;
-use leakdex::{BuildOptions, FilterKind, HashKind, Index};
+use leakdex::{BuildOptions, FilterKind, HashKind, Index, KeyType};
 use std::io::Read;
 use std::path::Path;
 
@@ -34,10 +36,18 @@ fn model_of(name: &str, kind: HashKind) -> Model {
     model
 }
 
-fn check_golden(index_name: &str, dump_name: &str, kind: HashKind, filter: FilterKind) {
+fn check_golden(
+    index_name: &str,
+    dump_name: &str,
+    kind: HashKind,
+    filter: FilterKind,
+    version: u32,
+) {
     let bytes = gunzip(index_name);
     let index = Index::from_bytes(&bytes, index_name).unwrap();
-    assert_eq!(index.header().version, 1);
+    assert_eq!(index.header().version, version);
+    assert_eq!(index.key(), KeyType::Password);
+    assert_eq!(index.header().normalisation, 0);
     assert_eq!(index.kind(), kind);
     assert_eq!(index.filter().kind(), filter);
     index.verify().unwrap();
@@ -62,6 +72,7 @@ fn golden_v1_sha1_opens_and_answers() {
         "golden-v1-sha1.txt",
         HashKind::Sha1,
         FilterKind::Fuse8,
+        1,
     );
 }
 
@@ -72,27 +83,49 @@ fn golden_v1_ntlm_opens_and_answers() {
         "golden-v1-ntlm.txt",
         HashKind::Ntlm,
         FilterKind::Fuse16,
+        1,
     );
 }
 
-/// Pins the writer: while the format version is 1, a build from the golden dump gives the
+#[test]
+fn golden_v2_password_indexes_open_and_answer() {
+    check_golden(
+        "golden-v2-sha1.ldx.gz",
+        "golden-v1-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        2,
+    );
+    check_golden(
+        "golden-v2-ntlm.ldx.gz",
+        "golden-v1-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+        2,
+    );
+}
+
+/// Pins the writer: while the format version is 2, a build from the golden dump gives the
 /// golden bytes. A deliberate format change bumps the version and adds new golden files.
 #[test]
-fn the_writer_still_writes_golden_v1() {
-    for (index_name, dump_name, filter) in [
+fn the_writer_still_writes_golden_v2() {
+    for (index_name, dump_name, source_name, filter) in [
         (
-            "golden-v1-sha1.ldx.gz",
+            "golden-v2-sha1.ldx.gz",
             "golden-v1-sha1.txt",
+            "golden-v2-sha1.txt",
             FilterKind::Fuse8,
         ),
         (
-            "golden-v1-ntlm.ldx.gz",
+            "golden-v2-ntlm.ldx.gz",
             "golden-v1-ntlm.txt",
+            "golden-v2-ntlm.txt",
             FilterKind::Fuse16,
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join(dump_name);
+        // The source's name is part of the file: the v2 goldens name their dump so.
+        let input = dir.path().join(source_name);
         std::fs::copy(data(dump_name), &input).unwrap();
         // The source's modification time is part of the file: give it the golden one.
         let golden = gunzip(index_name);
