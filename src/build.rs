@@ -14,6 +14,7 @@ use crate::dump::{first_hash_field, parse_chunk, split_chunks, ChunkError, Chunk
 use crate::error::{Error, Result};
 use crate::format::FilterKind;
 use crate::hash::{HashBytes, HashKind};
+use crate::key::KeyType;
 use crate::sys::MappedFile;
 use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
 use rayon::prelude::*;
@@ -57,6 +58,10 @@ pub struct BuildOptions {
     pub filter: FilterKind,
     /// What the input lines hold.
     pub input: InputFormat,
+    /// What to index of each credential: its password, its login or the pair; `None`: the key
+    /// of the indexes being merged in, or passwords. Logins and pairs need credential lines
+    /// (`Combo` input) and SHA-1.
+    pub key: Option<KeyType>,
     /// Bytes of input per parallel parsing task.
     pub chunk_size: usize,
     /// Memory the build may use; `None`: half of the machine's memory, at most 60% of what is
@@ -82,6 +87,7 @@ impl Default for BuildOptions {
             kind: None,
             filter: FilterKind::Fuse8,
             input: InputFormat::Hashes,
+            key: None,
             chunk_size: 4 << 20,
             memory_limit: None,
             tmp_dir: None,
@@ -729,10 +735,50 @@ pub fn build_index(
         ));
     }
 
+    // The key: as asked, or that of the indexes merged in (all alike), or passwords.
+    let mut key = options.key;
+    for input in &opened {
+        if let Source::Index(index) = &input.source {
+            match key {
+                None => key = Some(index.key()),
+                Some(k) if k != index.key() => {
+                    return Err(Error::Invalid(format!(
+                        "{}: a {} index cannot be merged into a {k} index",
+                        input.path.display(),
+                        index.key()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let key = key.unwrap_or_default();
     let mut kind = options.kind;
+    if key != KeyType::Password {
+        if kind.is_some_and(|k| !key.allows(k)) {
+            return Err(Error::Invalid(format!(
+                "--key {key} indexes SHA-1 hashes only; leave out --kind ntlm"
+            )));
+        }
+        let reads_text = opened
+            .iter()
+            .any(|i| !matches!(i.source, Source::Index(_)));
+        if reads_text && !matches!(options.input, InputFormat::Combo) {
+            return Err(Error::Invalid(format!(
+                "--key {key} takes logins from credential lines: use --input ulp (stealer logs) \
+                 or --input combo (LOGIN:PASSWORD)"
+            )));
+        }
+        kind = Some(HashKind::Sha1);
+    }
     if kind.is_none() && options.input != InputFormat::Hashes {
         kind = Some(HashKind::Sha1);
     }
+    let create = |k: HashKind| -> Result<IndexWriter> {
+        let mut writer = IndexWriter::create(output, k, options.filter)?;
+        writer.set_key(key)?;
+        Ok(writer)
+    };
     let mut sink: Option<Sink> = None;
     let mut skipped = 0u64;
     let mut skipped_examples = Vec::new();
@@ -760,7 +806,7 @@ pub fn build_index(
             }
             let current = match sink.take() {
                 Some(s) => s,
-                None => Sink::Sorted(Box::new(IndexWriter::create(output, k, options.filter)?)),
+                None => Sink::Sorted(Box::new(create(k)?)),
             };
             let mut state = Some(current);
             let mut chunk = Vec::with_capacity(1 << 16);
@@ -865,7 +911,7 @@ pub fn build_index(
         };
         if sink.is_none() {
             sink = Some(if options.input == InputFormat::Hashes {
-                Sink::Sorted(Box::new(IndexWriter::create(output, k, options.filter)?))
+                Sink::Sorted(Box::new(create(k)?))
             } else {
                 sorted_input = false;
                 Sink::Unsorted(Spill::new(memory, tmp_root.clone(), expected))
@@ -974,11 +1020,11 @@ pub fn build_index(
         Some(Sink::Sorted(w)) => *w,
         Some(Sink::Unsorted(spill)) => {
             let mut w =
-                IndexWriter::create(output, kind.unwrap_or(HashKind::Sha1), options.filter)?;
+                create(kind.unwrap_or(HashKind::Sha1))?;
             temp_bytes = spill.finish(&mut w, &cancel, progress)?;
             w
         }
-        None => IndexWriter::create(output, kind.unwrap_or(HashKind::Sha1), options.filter)?,
+        None => create(kind.unwrap_or(HashKind::Sha1))?,
     };
     let mut writer = writer;
     for (s, _) in sources {

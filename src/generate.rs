@@ -233,9 +233,187 @@ pub fn generate<W: Write>(options: &GenerateOptions, out: &mut W) -> std::io::Re
     Ok(lines)
 }
 
+// --- Stealer logs ------------------------------------------------------------------------
+
+const FIRST_NAMES: [&str; 24] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yusuf", "zoe",
+    "maria", "jose", "wei",
+];
+const LAST_NAMES: [&str; 16] = [
+    "smith", "jones", "garcia", "miller", "davis", "lopez", "wilson", "anderson", "thomas",
+    "moore", "martin", "lee", "perez", "white", "harris", "clark",
+];
+const MAIL_DOMAINS: [&str; 8] = [
+    "gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "mail.ru", "gmx.de", "icloud.com",
+    "example.org",
+];
+const SITES: [&str; 16] = [
+    "accounts.google.com", "www.facebook.com", "login.live.com", "www.netflix.com",
+    "discord.com", "steamcommunity.com", "www.instagram.com", "github.com", "www.paypal.com",
+    "www.amazon.com", "twitter.com", "www.roblox.com", "signin.ebay.com", "vk.com",
+    "www.linkedin.com", "mail.yahoo.com",
+];
+const PATHS: [&str; 6] = ["", "login", "signin", "account/login", "wp-login.php", "auth/"];
+const APPS: [&str; 6] = ["facebook.katana", "instagram.android", "zhiliaoapp.musically",
+    "twitter.android", "discord", "spotify.music"];
+const WORDS: [&str; 20] = [
+    "password", "123456", "qwerty", "letmein", "dragon", "monkey", "sunshine", "iloveyou",
+    "football", "princess", "admin", "welcome", "shadow", "master", "hunter2", "abc123",
+    "trustno1", "superman", "baseball", "starwars",
+];
+
+/// A heavy-tailed rank in 0..n: rank r comes up about as often as 1/(r+1).
+#[inline]
+fn draw_rank(rng: &mut SplitMix64, n: u64) -> u64 {
+    let r = (draw_count(rng) - 1).min(n.saturating_sub(1));
+    if rng.next_bits() % 4 == 0 {
+        // A quarter uniform, so that the long tail is long.
+        rng.next_bits() % n.max(1)
+    } else {
+        r
+    }
+}
+
+fn pick<'a>(rng: &mut SplitMix64, from: &[&'a str]) -> &'a str {
+    from[(rng.next_bits() % from.len() as u64) as usize]
+}
+
+/// Appends the login of account `id`: an email address or a user name, derived from the id
+/// alone, so a repeated account has the same login; some in capitals (as logs hold them).
+fn push_login(id: u64, text: &mut Vec<u8>) {
+    let mut r = SplitMix64::new(id ^ 0x10C1_7E57);
+    let first = pick(&mut r, &FIRST_NAMES);
+    let capital = r.next_bits() % 10 == 0;
+    let start = text.len();
+    text.extend_from_slice(first.as_bytes());
+    if r.next_bits() % 10 < 7 {
+        text.push(if r.next_bits() % 2 == 0 { b'.' } else { b'_' });
+        text.extend_from_slice(pick(&mut r, &LAST_NAMES).as_bytes());
+        write_decimal(id % 100_000, text);
+        text.push(b'@');
+        text.extend_from_slice(pick(&mut r, &MAIL_DOMAINS).as_bytes());
+    } else {
+        write_decimal(id % 1_000_000, text);
+    }
+    if capital {
+        text[start] = text[start].to_ascii_uppercase();
+    }
+}
+
+/// Appends a password for account `id`: half the time one of a heavy-tailed list of common
+/// ones shared by many accounts, else the account's own (the same each time it comes up).
+fn push_password(rng: &mut SplitMix64, id: u64, text: &mut Vec<u8>) {
+    if rng.next_bits() % 2 == 0 {
+        let rank = draw_rank(rng, 1 << 20);
+        text.extend_from_slice(WORDS[(rank % WORDS.len() as u64) as usize].as_bytes());
+        if rank >= WORDS.len() as u64 {
+            write_decimal(rank / WORDS.len() as u64, text);
+        }
+    } else {
+        let mut r = SplitMix64::new(id ^ 0x9A55_30D5);
+        text.extend_from_slice(pick(&mut r, &WORDS).as_bytes());
+        text.push([b'!', b'#', b' ', b':', b'.'][(r.next_bits() % 5) as usize]);
+        write_decimal(r.next_bits() % 10_000, text);
+    }
+}
+
+/// Appends one stealer-log line in one of the shapes of [`crate::credential`]: URL lines with
+/// `:`, `|` or space separators, ports, paths and Android apps, host-first lines, and plain
+/// `login:password`.
+fn push_ulp_line(rng: &mut SplitMix64, accounts: u64, text: &mut Vec<u8>) {
+    let id = draw_rank(rng, accounts);
+    let shape = rng.next_bits() % 100;
+    let sep = match shape {
+        60..=66 => b'|',
+        67..=71 => b' ',
+        _ => b':',
+    };
+    match shape {
+        0..=59 | 60..=66 | 67..=71 => {
+            text.extend_from_slice(b"https://");
+            text.extend_from_slice(pick(rng, &SITES).as_bytes());
+            text.push(b'/');
+            text.extend_from_slice(pick(rng, &PATHS).as_bytes());
+        }
+        72..=79 => {
+            text.extend_from_slice(b"http://");
+            text.extend_from_slice(pick(rng, &SITES).as_bytes());
+            text.extend_from_slice(if shape % 2 == 0 { b":8080/" } else { b":8443/login" });
+        }
+        80..=87 => {
+            text.extend_from_slice(b"android://");
+            let mut b64 = [0u8; 20];
+            for c in b64.iter_mut() {
+                *c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                    [(rng.next_bits() % 64) as usize];
+            }
+            text.extend_from_slice(&b64);
+            text.extend_from_slice(b"==@com.");
+            text.extend_from_slice(pick(rng, &APPS).as_bytes());
+            text.push(b'/');
+        }
+        88..=91 => text.extend_from_slice(pick(rng, &SITES).as_bytes()),
+        _ => {}
+    }
+    if shape <= 91 {
+        text.push(sep);
+    }
+    push_login(id, text);
+    text.push(sep);
+    push_password(rng, id, text);
+    text.push(b'\n');
+}
+
+/// Writes `lines` synthetic stealer-log lines (`--input ulp`) to `out`, generating in
+/// parallel: logins of about `lines / 4` accounts and passwords, both with heavy-tailed
+/// repeats. The same seed gives the same bytes. Returns the number of lines.
+pub fn generate_ulp<W: Write>(lines: u64, seed: u64, out: &mut W) -> std::io::Result<u64> {
+    const BLOCK: u64 = 1 << 15;
+    let accounts = (lines / 4).max(1);
+    let blocks: Vec<u64> = (0..lines.div_ceil(BLOCK)).collect();
+    let per_batch = rayon::current_num_threads() * 4;
+    for batch in blocks.chunks(per_batch) {
+        let texts: Vec<Vec<u8>> = batch
+            .par_iter()
+            .map(|&b| {
+                let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+                let n = BLOCK.min(lines - b * BLOCK);
+                let mut text = Vec::with_capacity(n as usize * 64);
+                for _ in 0..n {
+                    push_ulp_line(&mut rng, accounts, &mut text);
+                }
+                text
+            })
+            .collect();
+        for text in texts {
+            out.write_all(&text)?;
+        }
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stealer_lines_are_deterministic_varied_and_repeat() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        assert_eq!(generate_ulp(100_000, 3, &mut a).unwrap(), 100_000);
+        generate_ulp(100_000, 3, &mut b).unwrap();
+        assert_eq!(a, b);
+        let lines: Vec<&[u8]> = a.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 100_000);
+        let has = |p: &[u8]| lines.iter().filter(|l| l.starts_with(p)).count();
+        assert!(has(b"https://") > 50_000);
+        assert!(has(b"android://") > 5_000);
+        assert!(has(b"http://") > 5_000);
+        assert!(lines.iter().filter(|l| l.contains(&b'|')).count() > 3_000);
+        let distinct: std::collections::HashSet<&[u8]> = lines.iter().copied().collect();
+        assert!(distinct.len() < lines.len(), "no line repeats");
+    }
 
     #[test]
     fn same_seed_same_bytes_and_sorted() {

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use leakdex::generate::{generate, sample_passwords, GenerateOptions};
+use leakdex::generate::{generate, generate_ulp, sample_passwords, GenerateOptions};
 use leakdex::HashKind;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ impl Write for StopOnSignal<'_> {
 /// leaves nothing at the output path, never a partial dump that would build without complaint.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Random hashes to generate.
+    /// Random hashes to generate (with --ulp: lines).
     #[arg(short = 'n', long, default_value_t = 1_000_000)]
     hashes: u64,
     /// Output file; `-` or nothing for standard output.
@@ -59,12 +59,26 @@ pub struct GenerateArgs {
     /// "correct horse battery staple") with made-up counts.
     #[arg(long)]
     with_passwords: bool,
+    /// Write N synthetic stealer-log lines for `build --input ulp` instead (URL:LOGIN:PASSWORD
+    /// in the shapes it reads, with logins and passwords that repeat as in real leaks).
+    #[arg(long, conflicts_with_all = ["with_passwords", "kind", "lf"])]
+    ulp: bool,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
 }
 
+/// The dump or, with --ulp, the stealer log.
+fn write<W: Write>(ulp: bool, options: &GenerateOptions, out: &mut W) -> std::io::Result<u64> {
+    if ulp {
+        generate_ulp(options.hashes, options.seed, out)
+    } else {
+        generate(options, out)
+    }
+}
+
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
+    let args_ulp = args.ulp;
     super::set_threads(args.threads)?;
     let options = GenerateOptions {
         hashes: args.hashes,
@@ -94,7 +108,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
                     signals: &signals,
                 },
             );
-            let written = generate(&options, &mut out)
+            let written = write(args_ulp, &options, &mut out)
                 .and_then(|_| out.flush())
                 .and_then(|_| temp.as_file().sync_all());
             drop(out);
@@ -112,7 +126,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         }
         None => {
             let mut out = BufWriter::with_capacity(1 << 22, std::io::stdout().lock());
-            generate(&options, &mut out).and_then(|_| out.flush())?;
+            write(args_ulp, &options, &mut out).and_then(|_| out.flush())?;
         }
     }
     Ok(0)
