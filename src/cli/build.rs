@@ -5,7 +5,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakdex::build::parse_size;
 use leakdex::sys::StopSignals;
-use leakdex::{build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat};
+use leakdex::{
+    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat, KeyType,
+};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +64,12 @@ pub struct CommonBuildArgs {
     /// into the index's kind, --kind defaulting to sha1) or combo (`user:password` lines).
     #[arg(long, default_value = "hashes")]
     input: InputFormat,
+    /// What to index of each credential (--input ulp or combo): password (SHA-1 or NTLM of
+    /// the password), login (SHA-1 of the normalised login: trimmed, lowercased) or pair
+    /// (SHA-1 of `normalised login:password`). Logins and pairs are SHA-1 only [default: the
+    /// key of the indexes merged in, else password].
+    #[arg(long)]
+    key: Option<KeyType>,
     /// Memory the build may use, such as 4G or 512M, at least 8M [default: half of the
     /// machine's, at most 60% of what is free].
     #[arg(long, value_parser = parse_memory)]
@@ -163,6 +171,7 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         kind: args.kind,
         filter: args.filter,
         input: args.input,
+        key: args.key,
         memory_limit: args.memory,
         tmp_dir: args.tmp,
         cancel: Some(signals.flag()),
