@@ -2,7 +2,8 @@
 //!
 //! Existing clients point their base URL at it and check passwords without a hash prefix
 //! leaving the organisation's network. Responses follow `protocol.md` byte for byte:
-//! `GET`/`HEAD /range/{prefix}` with `?mode=ntlm` for NTLM, upper-case sorted `SUFFIX:COUNT`
+//! `GET`/`HEAD /range/{prefix}` with `?mode=ntlm` for NTLM (and `?mode=login`, `?mode=pair`
+//! for indexes of logins and credential pairs, answered alike), upper-case sorted `SUFFIX:COUNT`
 //! rows joined by CRLF without a trailing newline, the API's 400 texts, CORS, `ETag`/`304`,
 //! `Last-Modified`, gzip by `Accept-Encoding`, and `Add-Padding: true`.
 //!

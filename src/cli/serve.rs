@@ -9,14 +9,16 @@ use std::time::Duration;
 
 /// Serve range queries over HTTP, compatible with the Pwned Passwords API.
 ///
-/// `GET /range/{prefix}` answers from the SHA-1 index, `GET /range/{prefix}?mode=ntlm` from
-/// the NTLM one, byte for byte as the official service (CORS, ETag, gzip, `Add-Padding`).
+/// `GET /range/{prefix}` answers from the SHA-1 password index, `GET /range/{prefix}?mode=ntlm`
+/// from the NTLM one, `?mode=login` and `?mode=pair` from indexes of logins and of credential
+/// pairs (`build --key`), byte for byte as the official service (CORS, ETag, gzip,
+/// `Add-Padding`). Give -i once per index: at most one of each of these four.
 /// `/health` says whether the indexes are open; `/metrics` gives Prometheus metrics. SIGHUP
 /// opens the index files again (replace them by atomic rename); SIGTERM or Ctrl-C stops after
 /// the requests in flight.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Index to serve; give it twice for one SHA-1 and one NTLM index.
+    /// Index to serve; give it once per index (SHA-1 and NTLM passwords, logins, pairs).
     #[arg(short, long = "index", value_name = "INDEX", required = true)]
     indexes: Vec<PathBuf>,
     /// Address to listen on: HOST:PORT (an IP address or a host name, resolved at start) or a
