@@ -480,3 +480,82 @@ fn two_indexes_of_one_kind_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("a second SHA-1 index"));
     let _ = Index::open(&sha1).unwrap();
 }
+
+/// Indexes of logins and of credential pairs answer `mode=login` and `mode=pair` byte for byte
+/// as `range` prints them, with the same headers, padding and ETags (named by mode); a mode
+/// without its index is a 404 that says so; two indexes of one mode are refused.
+#[test]
+fn login_and_pair_modes_answer_from_their_indexes() {
+    use leakdex::{build_index, BuildOptions, InputFormat, KeyType, NoProgress};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (sha1, _, sha1_model, _) = indexes(d);
+    let combo = write_file(
+        d,
+        "combo.txt",
+        b"Alice@Example.com:hunter2\nalice@example.com :hunter2\nbob:letmein\n",
+    );
+    let mut keyed = Vec::new();
+    for key in [KeyType::Login, KeyType::Pair] {
+        let out = d.join(format!("{key}.ldx"));
+        let options = BuildOptions {
+            input: InputFormat::Combo,
+            key: Some(key),
+            ..BuildOptions::default()
+        };
+        build_index(std::slice::from_ref(&combo), &out, &options, &NoProgress).unwrap();
+        keyed.push(out);
+    }
+    let (login, pair) = (&keyed[0], &keyed[1]);
+    let s = serve(&[&sha1, login, pair], &[]);
+    let mut scratch = Vec::new();
+    let alice = leakdex::key::login_hash(b"alice@example.com", &mut scratch);
+    let alice_pair = leakdex::key::pair_hash(b"alice@example.com", b"hunter2", &mut scratch);
+    for (mode, index, hash) in [("login", login, alice), ("pair", pair, alice_pair)] {
+        let prefix = hex(&hash, HashKind::Sha1)[..5].to_string();
+        let r = get(&s, &format!("/range/{prefix}?mode={mode}"), &[]);
+        assert_eq!(r.status, 200, "{mode}");
+        let expected = Index::open(index)
+            .unwrap()
+            .range_body(leakdex::hash::prefix_of(&hash))
+            .unwrap();
+        assert_eq!(r.body, expected, "{mode}");
+        let row = format!("{}:2", &hex(&hash, HashKind::Sha1)[5..]);
+        assert!(String::from_utf8_lossy(&r.body).contains(&row), "{mode}");
+        assert!(r.header("etag").unwrap().contains(&format!("-{mode}-")), "{mode}");
+        // Upper case mode, padding and gzip, as for passwords.
+        let r = get(
+            &s,
+            &format!("/range/{prefix}?mode={}", mode.to_uppercase()),
+            &[("Add-Padding", "true"), ("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(r.status, 200);
+        let rows = String::from_utf8(gunzip(&r.body)).unwrap();
+        assert!(rows.split("\r\n").count() >= 800, "{mode}");
+        assert!(rows.contains(&row), "{mode}");
+    }
+    // Passwords are answered as before.
+    let r = get(&s, "/range/5BAA6", &[]);
+    assert_eq!(r.body, model_range(&sha1_model, HashKind::Sha1, 0x5BAA6));
+    let r = get(&s, "/range/5BAA6?mode=ntlm", &[]);
+    assert_eq!(r.status, 404);
+    assert!(String::from_utf8(r.body).unwrap().contains("no NTLM index"));
+    drop(s);
+    let s = serve(&[login], &[]);
+    let r = get(&s, "/range/5BAA6?mode=pair", &[]);
+    assert_eq!(r.status, 404);
+    assert!(String::from_utf8(r.body.clone()).unwrap().contains("mode=pair cannot be answered"));
+    let r = get(&s, "/range/5BAA6", &[]);
+    assert_eq!(r.status, 404);
+    assert!(String::from_utf8(r.body).unwrap().contains("ask with mode=login"));
+    drop(s);
+    let out = Command::new(env!("CARGO_BIN_EXE_leakdex"))
+        .args(["serve", "--listen", "127.0.0.1:0", "-i"])
+        .arg(login)
+        .arg("-i")
+        .arg(login)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a second login index"));
+}
