@@ -1076,8 +1076,7 @@ const HINT_SAMPLE: usize = 1000;
 pub fn plaintext_hint(block: &[u8], format: InputFormat) -> Option<String> {
     let (mut sampled, mut hashes, mut urls) = (0usize, 0usize, 0usize);
     for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut line = line;
+        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
         while let Some(rest) = line.strip_prefix(BOM) {
             line = rest;
         }
@@ -1099,8 +1098,8 @@ pub fn plaintext_hint(block: &[u8], format: InputFormat) -> Option<String> {
         InputFormat::Combo => ("combo", "would hash again as if they were passwords"),
         InputFormat::Ulp => (
             "ulp",
-            "would read as `LOGIN:PASSWORD`, hashing the count as if it were a password, or leave \
-             out",
+            "would read as `LOGIN:PASSWORD` lines, hashing each count as a password (and leave \
+             bare hashes out)",
         ),
         InputFormat::Hashes => return None,
     };
