@@ -26,10 +26,9 @@
 //!
 //! **A line without a scheme.** Its *first field* is what comes before its first `:` or `|`.
 //! - `host:login:password` or `host|login|password` when the first field holds a `.` and no
-//!   `@`, space or tab, and the line has at least three fields: the login runs to the next
-//!   occurrence of the separator that ended the URL and the password is the rest. The host
-//!   may carry a port and a path, read as in 2 and 3 above with `:` and `|` as the only
-//!   separators (`192.168.0.1:8080:admin:pw` is host `192.168.0.1:8080`).
+//!   `@`, space or tab, and the line has at least three fields: the first field is the host
+//!   (a path may follow it: `site.com/login:bob:pw`), the login runs to the next occurrence
+//!   of the separator that ended it, and the password is the rest.
 //! - Otherwise `login:password`, split at the first `:`.
 //!
 //! Login and password must not be empty. A line that fits none of these rules is refused.
@@ -64,6 +63,10 @@
 //!   the rules say: `https://en.wikipedia.org/wiki/Special:Login:bob:pw` gives login `Login`
 //!   and password `bob:pw`, and a space in a path ends the URL as well. Such lines cannot be
 //!   told from others by their shape.
+//! - **No port without a scheme.** The rule for these lines is `host:login:password`, and
+//!   short numeric logins are common, so digits after the host are the login:
+//!   `site.com:4242:pa:ss` gives login `4242` and password `pa:ss`, and so does
+//!   `192.168.0.1:8080:admin:admin` (login `8080`, password `admin:admin`).
 //! - **A dotted user name and a password holding `:`.** `john.doe:pa:ss` fits the host-first
 //!   rule (a `.`, no `@`, three fields): host `john.doe`, login `pa`, password `ss`. A host
 //!   cannot be told from a user name without a list of domains; emails (an `@`) are safe.
@@ -257,7 +260,7 @@ pub fn parse_ulp(line: &[u8]) -> Result<Credential<'_>, Refusal> {
             if memchr::memchr(b'.', field).is_some()
                 && memchr::memchr3(b'@', b' ', b'\t', field).is_none()
             {
-                if let Ok(fields) = after_host(line, first, colon_or_bar) {
+                if let Ok(fields) = fields_from(line, first, colon_or_bar) {
                     return fields.credential(line);
                 }
             }
@@ -590,15 +593,18 @@ mod tests {
             ulp("192.168.0.1:admin:admin"),
             ok("192.168.0.1", "admin", "admin")
         );
+        assert_eq!(ulp("site.com:1234:pw"), ok("site.com", "1234", "pw"));
+        // No port without a scheme: digits after the host are the login.
+        assert_eq!(ulp("site.com:4242:pa:ss"), ok("site.com", "4242", "pa:ss"));
         assert_eq!(
             ulp("192.168.0.1:8080:admin:admin"),
-            ok("192.168.0.1:8080", "admin", "admin")
+            ok("192.168.0.1", "8080", "admin:admin")
         );
+        // ... so a port followed by `|` leaves no three `:` fields: `login:password`.
         assert_eq!(
             ulp("site.com:8080|dave|pw"),
-            ok("site.com:8080", "dave", "pw")
+            combo("site.com", "8080|dave|pw")
         );
-        assert_eq!(ulp("site.com:1234:pw"), ok("site.com", "1234", "pw"));
         // Ambiguous, decided by the rule: a dotted user name with a password holding `:`.
         assert_eq!(ulp("john.doe:pa:ss"), ok("john.doe", "pa", "ss"));
         // Space and tab are not separators without a scheme.

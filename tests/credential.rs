@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 enum Shape {
     /// `scheme://host[:port][/path]` SEP login SEP password.
     Scheme,
-    /// `host[:port][/path]` SEP login SEP password, SEP `:` or `|`.
+    /// `host[/path]` SEP login SEP password, SEP `:` or `|`.
     HostFirst,
     /// `login:password`.
     Combo,
@@ -139,18 +139,18 @@ fn scheme_record() -> impl Strategy<Value = Record> {
 }
 
 fn host_first_record() -> impl Strategy<Value = Record> {
-    (bare_host(), port(), path(false), separator(false)).prop_flat_map(
-        |(host, port, path, separator)| {
-            let url = format!("{host}{port}{path}");
-            (login(separator), password()).prop_map(move |(login, password)| Record {
-                shape: Shape::HostFirst,
-                url: url.clone(),
-                login,
-                password,
-                separator,
-            })
-        },
-    )
+    (bare_host(), path(false), separator(false)).prop_flat_map(|(host, path, separator)| {
+        let url = format!("{host}{path}");
+        // Without a scheme there is no port: short numbers are logins.
+        let login = prop_oneof![3 => login(separator), 1 => "[0-9]{1,5}"];
+        (login, password()).prop_map(move |(login, password)| Record {
+            shape: Shape::HostFirst,
+            url: url.clone(),
+            login,
+            password,
+            separator,
+        })
+    })
 }
 
 fn combo_record() -> impl Strategy<Value = Record> {
