@@ -1,12 +1,15 @@
-//! criterion benches of the engine's hot paths: parsing dump lines, filter queries, store
-//! lookups and range bodies. Queries are batches of random hits and misses, never one hot key.
+//! criterion benches of the engine's hot paths: parsing dump lines and stealer-log lines,
+//! filter queries, store lookups and range bodies. Queries are batches of random hits and
+//! misses, never one hot key.
 //!
 //! Run with `cargo bench --bench engine`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use leakdex::bench::query_hashes;
+use leakdex::credential::parse_ulp;
 use leakdex::dump::parse_chunk;
 use leakdex::generate::{generate, sample_passwords, GenerateOptions};
+use leakdex::hash::sha1_password;
 use leakdex::{build_index, BuildOptions, HashKind, Index, NoProgress};
 use std::hint::black_box;
 
@@ -61,6 +64,56 @@ fn fixture() -> Fixture {
     }
 }
 
+/// `count` stealer-log lines of the shapes seen in the wild, in the proportions of a
+/// stealer dump (mostly `https://host/path:login:password`), from a fixed seed.
+fn stealer_lines(count: usize) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let hosts = [
+        "accounts.google.com",
+        "www.facebook.com",
+        "login.live.com",
+        "signin.example-shop.co.uk",
+        "192.168.1.1",
+        "portal.corp.example",
+    ];
+    let paths = [
+        "/",
+        "/login",
+        "/auth/signin",
+        "/account/login?next=%2Fhome",
+        "",
+    ];
+    let word = |rng: &mut rand::rngs::StdRng, len: usize| -> String {
+        (0..len)
+            .map(|_| rng.random_range(b'a'..=b'z') as char)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let host = hosts[rng.random_range(0..hosts.len())];
+        let login = format!("{}@{}.com", word(&mut rng, 8), word(&mut rng, 5));
+        let password = format!("{}{}", word(&mut rng, 7), rng.random_range(0..1000));
+        let line = match rng.random_range(0..20) {
+            0..=12 => {
+                let path = paths[rng.random_range(0..paths.len())];
+                format!("https://{host}{path}:{login}:{password}")
+            }
+            13 => format!("https://{host}:8443/login|{login}|{password}"),
+            14 => format!(
+                "android://{}==@com.{}.app/:{login}:{password}",
+                word(&mut rng, 40),
+                word(&mut rng, 6)
+            ),
+            15 | 16 => format!("{host}:{login}:{password}"),
+            _ => format!("{login}:{password}"),
+        };
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
 fn benches(c: &mut Criterion) {
     let f = fixture();
 
@@ -79,6 +132,38 @@ fn benches(c: &mut Criterion) {
             out.clear();
             parse_chunk(black_box(text), HashKind::Sha1, &mut out).unwrap();
             out.len()
+        })
+    });
+    g.finish();
+
+    let stealer = stealer_lines(200_000);
+    // Cut into lines outside the measured loops: they measure the parser (and the hash).
+    let lines: Vec<&[u8]> = stealer
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("stealer lines (parse_ulp)", |b| {
+        b.iter(|| {
+            let mut bytes = 0usize;
+            for &line in black_box(&lines[..]) {
+                if let Ok(c) = parse_ulp(line) {
+                    bytes += c.login.len() + c.password.len();
+                }
+            }
+            bytes
+        })
+    });
+    g.bench_function("stealer lines (parse_ulp and SHA-1 of the password)", |b| {
+        b.iter(|| {
+            let mut x = 0u8;
+            for &line in black_box(&lines[..]) {
+                if let Ok(c) = parse_ulp(line) {
+                    x ^= sha1_password(c.password)[0];
+                }
+            }
+            x
         })
     });
     g.finish();

@@ -10,7 +10,9 @@
 //! cores and written in order. Temporary files live in a folder that is removed on success, on
 //! error and on interruption.
 
-use crate::dump::{first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry};
+use crate::dump::{
+    first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry, BOM,
+};
 use crate::error::{Error, Result};
 use crate::format::FilterKind;
 use crate::hash::{HashBytes, HashKind};
@@ -31,8 +33,12 @@ pub enum InputFormat {
     Hashes,
     /// One plaintext password per line; each is hashed and counts 1.
     Passwords,
-    /// `user:password` lines; the password is what follows the first `:`.
+    /// `user:password` lines; the password is what follows the first `:`. Lines that start
+    /// with a URL are left out (see [`crate::credential::parse_combo`]).
     Combo,
+    /// Stealer-log lines: `URL:LOGIN:PASSWORD` (or `|`, space, tab), `host:login:password` and
+    /// `login:password` (see [`crate::credential::parse_ulp`]).
+    Ulp,
 }
 
 impl std::str::FromStr for InputFormat {
@@ -42,8 +48,9 @@ impl std::str::FromStr for InputFormat {
             "hashes" => Ok(InputFormat::Hashes),
             "passwords" => Ok(InputFormat::Passwords),
             "combo" => Ok(InputFormat::Combo),
+            "ulp" => Ok(InputFormat::Ulp),
             _ => Err(format!(
-                "unknown input `{s}` (expected hashes, passwords or combo)"
+                "unknown input `{s}` (expected hashes, passwords, combo or ulp)"
             )),
         }
     }
@@ -344,31 +351,44 @@ fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<E
     parsed.entries.reserve(block.len() / 32 + 1);
     match format {
         InputFormat::Hashes => parsed.result = parse_chunk(block, kind, &mut parsed.entries),
-        InputFormat::Passwords | InputFormat::Combo => {
+        InputFormat::Passwords | InputFormat::Combo | InputFormat::Ulp => {
             let mut lines = 0u64;
-            for line in block.split_inclusive(|&b| b == b'\n') {
-                let line = line.strip_suffix(b"\n").unwrap_or(line);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let password = if format == InputFormat::Combo {
-                    match memchr::memchr(b':', line) {
-                        Some(i) => Some(&line[i + 1..]),
-                        None if line.is_empty() => None,
-                        None => {
-                            skip(&mut parsed, lines, "no `:` between user and password");
-                            lines += 1;
-                            continue;
-                        }
-                    }
-                } else {
-                    (!line.is_empty()).then_some(line)
-                };
-                if let Some(password) = password {
-                    match kind.hash_password(password) {
-                        Some(hash) => parsed.entries.push(Entry { hash, count: 1 }),
-                        None => skip(&mut parsed, lines, "not UTF-8, which NTLM needs"),
+            // Lines found with memchr: a byte-at-a-time split costs as much as parsing a
+            // stealer line.
+            let mut start = 0;
+            while start < block.len() {
+                let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+                let line = &block[start..end];
+                start = end + 1;
+                let at = lines;
+                lines += 1;
+                let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+                if format != InputFormat::Passwords {
+                    while let Some(rest) = line.strip_prefix(BOM) {
+                        line = rest;
                     }
                 }
-                lines += 1;
+                if line.is_empty() {
+                    continue;
+                }
+                // The password is hashed; the login is read too, for indexes of logins and
+                // pairs to come.
+                let credential = match format {
+                    InputFormat::Ulp => crate::credential::parse_ulp(line),
+                    InputFormat::Combo => crate::credential::parse_combo(line),
+                    _ => Ok(crate::credential::Credential {
+                        url: None,
+                        login: b"",
+                        password: line,
+                    }),
+                };
+                match credential {
+                    Ok(c) => match kind.hash_password(c.password) {
+                        Some(hash) => parsed.entries.push(Entry { hash, count: 1 }),
+                        None => skip(&mut parsed, at, "not UTF-8, which NTLM needs"),
+                    },
+                    Err(why) => skip(&mut parsed, at, why),
+                }
             }
             parsed.result = Ok(ChunkStats {
                 lines,
@@ -1097,40 +1117,47 @@ fn check_new_sources(
 const HINT_SAMPLE: usize = 1000;
 
 /// A warning when most of the first lines of a plaintext input look like hashes (a dump for
-/// `--input hashes`) or, for `--input combo`, like stealer-log lines (`URL:LOGIN:PASSWORD`).
+/// `--input hashes`) or, for `--input combo`, like stealer-log lines (`URL:LOGIN:PASSWORD`,
+/// for `--input ulp`).
 pub fn plaintext_hint(block: &[u8], format: InputFormat) -> Option<String> {
     let (mut sampled, mut hashes, mut urls) = (0usize, 0usize, 0usize);
     for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+        while let Some(rest) = line.strip_prefix(BOM) {
+            line = rest;
+        }
         if line.is_empty() {
             continue;
         }
         sampled += 1;
         if looks_like_hash_line(line) {
             hashes += 1;
-        } else if starts_with_scheme(line) {
+        } else if crate::credential::scheme_len(line).is_some() {
             urls += 1;
         }
         if sampled == HINT_SAMPLE {
             break;
         }
     }
-    let input = match format {
-        InputFormat::Passwords => "passwords",
-        InputFormat::Combo => "combo",
+    let (input, misread) = match format {
+        InputFormat::Passwords => ("passwords", "would hash again as if they were passwords"),
+        InputFormat::Combo => ("combo", "would hash again as if they were passwords"),
+        InputFormat::Ulp => (
+            "ulp",
+            "would read as `LOGIN:PASSWORD` lines, hashing each count as a password (and leave \
+             bare hashes out)",
+        ),
         InputFormat::Hashes => return None,
     };
     if hashes * 2 > sampled {
         Some(format!(
             "{hashes} of its first {sampled} lines look like hashes (`HASH` or `HASH:COUNT`), \
-             which --input {input} would hash again as if they were passwords; for a dump of \
-             hashes, use --input hashes"
+             which --input {input} {misread}; for a dump of hashes, use --input hashes"
         ))
     } else if format == InputFormat::Combo && urls * 2 > sampled {
         Some(format!(
             "{urls} of its first {sampled} lines start with a URL, as stealer-log lines \
-             (`URL:LOGIN:PASSWORD`) do; --input combo takes everything after the first `:` as \
-             the password, so their passwords would not be found"
+             (`URL:LOGIN:PASSWORD`) do; --input combo leaves such lines out: use --input ulp"
         ))
     } else {
         None
@@ -1146,18 +1173,6 @@ fn looks_like_hash_line(line: &[u8]) -> bool {
     (hash.len() == 32 || hash.len() == 40)
         && hash.iter().all(u8::is_ascii_hexdigit)
         && count.is_none_or(|c| !c.is_empty() && c.iter().all(u8::is_ascii_digit))
-}
-
-/// `[A-Za-z][A-Za-z0-9+.-]*://` at the start.
-fn starts_with_scheme(line: &[u8]) -> bool {
-    let Some(end) = memchr::memmem::find(line, b"://") else {
-        return false;
-    };
-    let scheme = &line[..end];
-    scheme.first().is_some_and(u8::is_ascii_alphabetic)
-        && scheme
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
 }
 
 /// Hands a block's entries to the sink; a sorted sink that meets disorder becomes a spill.
@@ -1256,6 +1271,85 @@ mod tests {
         assert_eq!(
             c.skipped_examples,
             vec![(1, "no `:` between user and password")]
+        );
+        // Combo: a URL first is refused, a byte-order mark does not hide it, an empty
+        // password is the empty password as before.
+        let c = parse_block(
+            b"https://h.com:u:p\n\xEF\xBB\xBFandroid://x@a.b/:u:p\r\nalice:\n\xEF\xBB\xBF\n",
+            HashKind::Sha1,
+            InputFormat::Combo,
+            Vec::new(),
+        );
+        assert_eq!(c.entries.len(), 1);
+        assert_eq!(c.entries[0].hash, crate::hash::sha1_password(b""));
+        assert_eq!(c.skipped, 2);
+        assert_eq!(c.skipped_examples[0].0, 0);
+        assert_eq!(c.skipped_examples[1].0, 1);
+        assert!(c.skipped_examples[1].1.contains("use --input ulp"));
+        assert_eq!(c.result.as_ref().unwrap().lines, 4);
+    }
+
+    #[test]
+    fn stealer_lines_hash_their_password_and_skip_what_fits_no_rule() {
+        let block = b"\xEF\xBB\xBFhttps://accounts.google.com:alice@example.com:hunter2\r\n\
+            bob@example.com:password\r\n\
+            \r\n\
+            android://xyz@com.app/:carol:letmein\n\
+            site.com|dave|qwerty\n\
+            https://site.com/login\n\
+            nocolon\n\
+            https://h.com:eve:pa:ss";
+        let p = parse_block(block, HashKind::Sha1, InputFormat::Ulp, Vec::new());
+        let expected: Vec<HashBytes> = ["hunter2", "password", "letmein", "qwerty", "pa:ss"]
+            .iter()
+            .map(|pw| crate::hash::sha1_password(pw.as_bytes()))
+            .collect();
+        let got: Vec<HashBytes> = p.entries.iter().map(|e| e.hash).collect();
+        assert_eq!(got, expected);
+        assert!(p.entries.iter().all(|e| e.count == 1));
+        assert_eq!(p.skipped, 2);
+        assert_eq!(
+            p.skipped_examples,
+            vec![
+                (5, "a URL with no `:`, `|`, space or tab after it"),
+                (6, "no `:` between user and password")
+            ]
+        );
+        assert_eq!(p.result.as_ref().unwrap().lines, 8);
+        // NTLM needs UTF-8 passwords; the login may be anything.
+        let n = parse_block(
+            b"https://h.com:\xff:pw\nhttps://h.com:u:\xff\n",
+            HashKind::Ntlm,
+            InputFormat::Ulp,
+            Vec::new(),
+        );
+        assert_eq!(n.entries.len(), 1);
+        assert_eq!(n.entries[0].hash, crate::hash::ntlm_password("pw"));
+        assert_eq!(n.skipped_examples, vec![(1, "not UTF-8, which NTLM needs")]);
+    }
+
+    #[test]
+    fn hints_name_the_right_input() {
+        let hashes = b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:3\n\
+            7C4A8D09CA3762AF61E59520943DC26494F8941B:5\n";
+        for format in [InputFormat::Passwords, InputFormat::Combo, InputFormat::Ulp] {
+            let hint = plaintext_hint(hashes, format).unwrap();
+            assert!(hint.contains("use --input hashes"), "{hint}");
+        }
+        assert!(plaintext_hint(hashes, InputFormat::Ulp)
+            .unwrap()
+            .contains("--input ulp would read"));
+        let stealer = b"\xEF\xBB\xBFhttps://a.com:u:p\nandroid://x@b.c/:u:p\nu@d.com:p\n";
+        let hint = plaintext_hint(stealer, InputFormat::Combo).unwrap();
+        assert!(
+            hint.contains("2 of its first 3 lines start with a URL"),
+            "{hint}"
+        );
+        assert!(hint.contains("use --input ulp"), "{hint}");
+        assert_eq!(plaintext_hint(stealer, InputFormat::Ulp), None);
+        assert_eq!(
+            plaintext_hint(b"u@d.com:p\nv@d.com:q\n", InputFormat::Ulp),
+            None
         );
     }
 }

@@ -16,7 +16,8 @@ pub struct Entry {
     pub count: u64,
 }
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The UTF-8 byte-order mark, tolerated where a line starts.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Strips the line end, byte-order marks and surrounding blanks; `None` for a blank line.
 #[inline]

@@ -5,11 +5,15 @@
 //! [`Index::check`] for one hash, [`Index::check_password`] for a password, and
 //! [`Index::write_range`] for the k-anonymity range body of a 5-hex prefix.
 //!
+//! Plaintext leaks (stealer logs, combolists) are split into login and password by
+//! [`credential`] before the password is hashed.
+//!
 //! The index file format is specified in [`mod@format`].
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod build;
+pub mod credential;
 pub mod dump;
 pub mod error;
 pub mod filter;

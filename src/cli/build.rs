@@ -32,12 +32,49 @@ use std::time::Instant;
 /// process at once. A build that was killed outright (SIGKILL, a power cut) leaves its
 /// temporary files behind; the next build in the same folder removes them.
 ///
+/// Plaintext leaks are hashed into the index's kind (--kind defaults to sha1), each line
+/// counting 1: --input passwords (one password per line), combo or ulp. Blank lines, CRLF, a
+/// byte-order mark, gzip and `-` work as for hashes. A line that fits no rule is left out,
+/// counted, and reported with the first 5 `file:line: why` (never the line itself).
+///
+/// --input combo: `LOGIN:PASSWORD`, split at the first `:` (the password may hold `:`). A line
+/// that starts with a scheme (`https://`) is left out: use --input ulp for stealer logs.
+///
+/// --input ulp (stealer logs). A separator is `:`, `|`, a space or a tab. A line that starts
+/// with a scheme (`[A-Za-z][A-Za-z0-9+.-]*://`): the URL runs past the host (which may hold
+/// `@` and `=`, as in `android://<base64>==@com.app/`; `[...]` for IPv6) and a port (`:` and
+/// 1 to 5 digits), then through the path to the first separator. The login runs to the next
+/// occurrence of that same separator, and the password is the rest of the line, whatever it
+/// holds. Digits after the host are the login, not a port, when no login and password would
+/// follow them.
+///
+/// A line without a scheme is `host:login:password` or `host|login|password` when the text
+/// before its first `:` or `|` holds a `.` and no `@`, space or tab, and the line has three
+/// fields; otherwise it is `login:password`, split at the first `:`. Login and password must
+/// not be empty. For example:
+///
+///   `https://accounts.google.com:alice@example.com:hunter2`: login `alice@example.com`,
+///   password `hunter2`
+///
+///   `https://host:8443/login:user:pa:ss`: login `user`, password `pa:ss`
+///
+///   `https://site.com/ bob my pass`: login `bob`, password `my pass`
+///
+///   `android://xyz==@com.app/|carol|letmein`: login `carol`, password `letmein`
+///
+///   `site.com|dave|qwerty`: login `dave`, password `qwerty`
+///
+///   `bob@example.com:password`: login `bob@example.com`, password `password`
+///
+///   `https://site.com/login`, `site.com:bob:`, `nocolon`: left out
+///
 /// Refused, with exit code 2: an output path that is one of the inputs (the same file, by
 /// device and inode); an input that yields no hashes (empty, blank, or every line left out),
 /// unless --allow-empty; an input whose source (name, size, modification time and line
 /// count) the index already holds, unless --allow-duplicate-sources. A plaintext input
-/// (--input passwords or combo) whose first lines mostly look like hashes or stealer-log lines
-/// gets a warning that names the right --input.
+/// (--input passwords, combo or ulp) whose first lines mostly look like hashes, or a combo
+/// input whose first lines mostly start with a URL, gets a warning that names the right
+/// --input.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Dump files to read (`-` for standard input).
@@ -60,8 +97,12 @@ pub struct CommonBuildArgs {
     /// bits/hash, 0.0015%) or none.
     #[arg(long, default_value = "fuse8")]
     filter: FilterKind,
-    /// What the lines hold: hashes, passwords (one plaintext password per line, each hashed
-    /// into the index's kind, --kind defaulting to sha1) or combo (`user:password` lines).
+    /// What the lines hold: hashes; passwords (one plaintext password per line, each hashed
+    /// into the index's kind, --kind defaulting to sha1); combo (`LOGIN:PASSWORD` lines, split
+    /// at the first `:`, lines that start with a URL left out); or ulp (stealer logs:
+    /// `URL:LOGIN:PASSWORD` with `:`, `|`, space or tab, `host:login:password`,
+    /// `login:password`; the rules are in `leakdex build --help`). For combo and ulp, the
+    /// password is what is hashed.
     #[arg(long, default_value = "hashes")]
     input: InputFormat,
     /// What to index of each credential (--input ulp or combo): password (SHA-1 or NTLM of
