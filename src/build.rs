@@ -337,7 +337,13 @@ struct Parsed {
     skipped_examples: Vec<(u64, &'static str)>,
 }
 
-fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<Entry>) -> Parsed {
+fn parse_block(
+    block: &[u8],
+    kind: HashKind,
+    key: KeyType,
+    format: InputFormat,
+    entries: Vec<Entry>,
+) -> Parsed {
     let mut parsed = Parsed {
         bytes: block.len(),
         result: Ok(ChunkStats::default()),
@@ -353,6 +359,8 @@ fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<E
         InputFormat::Hashes => parsed.result = parse_chunk(block, kind, &mut parsed.entries),
         InputFormat::Passwords | InputFormat::Combo | InputFormat::Ulp => {
             let mut lines = 0u64;
+            // Normalised logins, one buffer for the block.
+            let mut scratch = Vec::new();
             // Lines found with memchr: a byte-at-a-time split costs as much as parsing a
             // stealer line.
             let mut start = 0;
@@ -371,8 +379,7 @@ fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<E
                 if line.is_empty() {
                     continue;
                 }
-                // The password is hashed; the login is read too, for indexes of logins and
-                // pairs to come.
+                // The key decides what is hashed: the password, the login or both.
                 let credential = match format {
                     InputFormat::Ulp => crate::credential::parse_ulp(line),
                     InputFormat::Combo => crate::credential::parse_combo(line),
@@ -383,10 +390,18 @@ fn parse_block(block: &[u8], kind: HashKind, format: InputFormat, entries: Vec<E
                     }),
                 };
                 match credential {
-                    Ok(c) => match kind.hash_password(c.password) {
-                        Some(hash) => parsed.entries.push(Entry { hash, count: 1 }),
-                        None => skip(&mut parsed, at, "not UTF-8, which NTLM needs"),
-                    },
+                    Ok(c) => {
+                        match crate::key::hash_credential(
+                            key,
+                            kind,
+                            c.login,
+                            c.password,
+                            &mut scratch,
+                        ) {
+                            Ok(hash) => parsed.entries.push(Entry { hash, count: 1 }),
+                            Err(why) => skip(&mut parsed, at, why),
+                        }
+                    }
                     Err(why) => skip(&mut parsed, at, why),
                 }
             }
@@ -780,10 +795,8 @@ pub fn build_index(
                 "--key {key} indexes SHA-1 hashes only; leave out --kind ntlm"
             )));
         }
-        let reads_text = opened
-            .iter()
-            .any(|i| !matches!(i.source, Source::Index(_)));
-        if reads_text && !matches!(options.input, InputFormat::Combo) {
+        let reads_text = opened.iter().any(|i| !matches!(i.source, Source::Index(_)));
+        if reads_text && !matches!(options.input, InputFormat::Combo | InputFormat::Ulp) {
             return Err(Error::Invalid(format!(
                 "--key {key} takes logins from credential lines: use --input ulp (stealer logs) \
                  or --input combo (LOGIN:PASSWORD)"
@@ -969,7 +982,7 @@ pub fn build_index(
                     let parsed: Vec<Parsed> = batch
                         .par_iter()
                         .zip(buffers)
-                        .map(|(block, buf)| parse_block(block, k, format, buf))
+                        .map(|(block, buf)| parse_block(block, k, key, format, buf))
                         .collect();
                     if batches.send(Ok(parsed)).is_err() {
                         return;
@@ -1039,8 +1052,7 @@ pub fn build_index(
     let writer = match sink {
         Some(Sink::Sorted(w)) => *w,
         Some(Sink::Unsorted(spill)) => {
-            let mut w =
-                create(kind.unwrap_or(HashKind::Sha1))?;
+            let mut w = create(kind.unwrap_or(HashKind::Sha1))?;
             temp_bytes = spill.finish(&mut w, &cancel, progress)?;
             w
         }
@@ -1253,6 +1265,7 @@ mod tests {
         let p = parse_block(
             b"password\r\n\nbad\xff\n",
             HashKind::Ntlm,
+            KeyType::Password,
             InputFormat::Passwords,
             Vec::new(),
         );
@@ -1262,6 +1275,7 @@ mod tests {
         let c = parse_block(
             b"alice:password\nbob\ncarol:pa:ss\n",
             HashKind::Sha1,
+            KeyType::Password,
             InputFormat::Combo,
             Vec::new(),
         );
@@ -1277,6 +1291,7 @@ mod tests {
         let c = parse_block(
             b"https://h.com:u:p\n\xEF\xBB\xBFandroid://x@a.b/:u:p\r\nalice:\n\xEF\xBB\xBF\n",
             HashKind::Sha1,
+            KeyType::Password,
             InputFormat::Combo,
             Vec::new(),
         );
@@ -1299,7 +1314,13 @@ mod tests {
             https://site.com/login\n\
             nocolon\n\
             https://h.com:eve:pa:ss";
-        let p = parse_block(block, HashKind::Sha1, InputFormat::Ulp, Vec::new());
+        let p = parse_block(
+            block,
+            HashKind::Sha1,
+            KeyType::Password,
+            InputFormat::Ulp,
+            Vec::new(),
+        );
         let expected: Vec<HashBytes> = ["hunter2", "password", "letmein", "qwerty", "pa:ss"]
             .iter()
             .map(|pw| crate::hash::sha1_password(pw.as_bytes()))
@@ -1320,6 +1341,7 @@ mod tests {
         let n = parse_block(
             b"https://h.com:\xff:pw\nhttps://h.com:u:\xff\n",
             HashKind::Ntlm,
+            KeyType::Password,
             InputFormat::Ulp,
             Vec::new(),
         );

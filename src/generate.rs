@@ -245,18 +245,49 @@ const LAST_NAMES: [&str; 16] = [
     "moore", "martin", "lee", "perez", "white", "harris", "clark",
 ];
 const MAIL_DOMAINS: [&str; 8] = [
-    "gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "mail.ru", "gmx.de", "icloud.com",
+    "gmail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "mail.ru",
+    "gmx.de",
+    "icloud.com",
     "example.org",
 ];
 const SITES: [&str; 16] = [
-    "accounts.google.com", "www.facebook.com", "login.live.com", "www.netflix.com",
-    "discord.com", "steamcommunity.com", "www.instagram.com", "github.com", "www.paypal.com",
-    "www.amazon.com", "twitter.com", "www.roblox.com", "signin.ebay.com", "vk.com",
-    "www.linkedin.com", "mail.yahoo.com",
+    "accounts.google.com",
+    "www.facebook.com",
+    "login.live.com",
+    "www.netflix.com",
+    "discord.com",
+    "steamcommunity.com",
+    "www.instagram.com",
+    "github.com",
+    "www.paypal.com",
+    "www.amazon.com",
+    "twitter.com",
+    "www.roblox.com",
+    "signin.ebay.com",
+    "vk.com",
+    "www.linkedin.com",
+    "mail.yahoo.com",
 ];
-const PATHS: [&str; 6] = ["", "login", "signin", "account/login", "wp-login.php", "auth/"];
-const APPS: [&str; 6] = ["facebook.katana", "instagram.android", "zhiliaoapp.musically",
-    "twitter.android", "discord", "spotify.music"];
+const PATHS: [&str; 6] = [
+    "",
+    "login",
+    "signin",
+    "account/login",
+    "wp-login.php",
+    "auth/",
+];
+const APPS: [&str; 6] = [
+    "facebook.katana",
+    "instagram.android",
+    "zhiliaoapp.musically",
+    "twitter.android",
+    "discord",
+    "spotify.music",
+];
 const WORDS: [&str; 20] = [
     "password", "123456", "qwerty", "letmein", "dragon", "monkey", "sunshine", "iloveyou",
     "football", "princess", "admin", "welcome", "shadow", "master", "hunter2", "abc123",
@@ -339,7 +370,11 @@ fn push_ulp_line(rng: &mut SplitMix64, accounts: u64, text: &mut Vec<u8>) {
         72..=79 => {
             text.extend_from_slice(b"http://");
             text.extend_from_slice(pick(rng, &SITES).as_bytes());
-            text.extend_from_slice(if shape % 2 == 0 { b":8080/" } else { b":8443/login" });
+            text.extend_from_slice(if shape % 2 == 0 {
+                b":8080/"
+            } else {
+                b":8443/login"
+            });
         }
         80..=87 => {
             text.extend_from_slice(b"android://");

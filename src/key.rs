@@ -127,6 +127,28 @@ pub fn pair_hash(login: &[u8], password: &[u8], scratch: &mut Vec<u8>) -> HashBy
     out
 }
 
+/// The hash of a credential for an index of `key` and `kind`: of its password, its normalised
+/// login, or both. The error says what is missing without repeating either.
+pub fn hash_credential(
+    key: KeyType,
+    kind: HashKind,
+    login: &[u8],
+    password: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<HashBytes, &'static str> {
+    if key != KeyType::Password && login.trim_ascii().is_empty() {
+        return Err("an empty login");
+    }
+    match key {
+        KeyType::Password => kind
+            .hash_password(password)
+            .ok_or("not UTF-8, which NTLM needs"),
+        KeyType::Login => Ok(login_hash(login, scratch)),
+        KeyType::Pair if password.is_empty() => Err("an empty password"),
+        KeyType::Pair => Ok(pair_hash(login, password, scratch)),
+    }
+}
+
 /// The hash of one item to check against an index of `key` and `kind`, as `check` reads them:
 /// a password; a login (normalised); or `LOGIN:PASSWORD`, split at the first `:`. The error
 /// says what is wrong without repeating the item, which holds secrets.
@@ -137,28 +159,17 @@ pub fn hash_item(
     scratch: &mut Vec<u8>,
 ) -> Result<HashBytes, &'static str> {
     match key {
-        KeyType::Password => kind
-            .hash_password(item)
-            .ok_or("the password is not valid UTF-8, which NTLM needs"),
-        KeyType::Login => {
-            if item.trim_ascii().is_empty() {
-                return Err("an empty login");
-            }
-            Ok(login_hash(item, scratch))
-        }
-        KeyType::Pair => {
-            let Some(colon) = memchr::memchr(b':', item) else {
-                return Err("expected LOGIN:PASSWORD, found no `:`");
-            };
-            let (login, password) = (&item[..colon], &item[colon + 1..]);
-            if login.trim_ascii().is_empty() {
-                return Err("expected LOGIN:PASSWORD, found an empty login");
-            }
-            if password.is_empty() {
-                return Err("expected LOGIN:PASSWORD, found an empty password");
-            }
-            Ok(pair_hash(login, password, scratch))
-        }
+        KeyType::Password => hash_credential(key, kind, b"", item, scratch),
+        KeyType::Login => hash_credential(key, kind, item, b"", scratch),
+        KeyType::Pair => match memchr::memchr(b':', item) {
+            Some(colon) => hash_credential(key, kind, &item[..colon], &item[colon + 1..], scratch)
+                .map_err(|why| match why {
+                    "an empty login" => "expected LOGIN:PASSWORD, found an empty login",
+                    "an empty password" => "expected LOGIN:PASSWORD, found an empty password",
+                    other => other,
+                }),
+            None => Err("expected LOGIN:PASSWORD, found no `:`"),
+        },
     }
 }
 

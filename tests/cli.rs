@@ -414,7 +414,7 @@ fn info_verify_and_deterministic_builds() {
     assert_eq!(v["kind"], "sha1");
     assert_eq!(v["hashes"], 4);
     assert_eq!(v["count_sum"], "8589934603");
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["sources"][0]["name"], "dump.txt");
     assert_eq!(v["sources"][0]["lines"], 6);
     let out = run(&["info", index.to_str().unwrap()], b"");

@@ -26,7 +26,15 @@ fn build(dir: &Path, input: &str, key: &str, text: &[u8]) -> std::path::PathBuf 
     let out = dir.join(format!("{input}-{key}.ldx"));
     let result = run(
         &[
-            "build", "--input", input, "--key", key, s(&file), "-q", "-o", s(&out),
+            "build",
+            "--input",
+            input,
+            "--key",
+            key,
+            s(&file),
+            "-q",
+            "-o",
+            s(&out),
         ],
         b"",
     );
@@ -42,12 +50,11 @@ fn text_of(bytes: &[u8]) -> String {
 fn check(index: &Path, items: &str) -> (Vec<String>, Option<i32>) {
     let out = run(&["check", "-i", s(index)], items.as_bytes());
     let stdout = text(&out.stdout);
-    assert!(
-        out.status.code() != Some(2),
-        "{}",
-        text(&out.stderr)
-    );
-    (stdout.lines().map(str::to_string).collect(), out.status.code())
+    assert!(out.status.code() != Some(2), "{}", text(&out.stderr));
+    (
+        stdout.lines().map(str::to_string).collect(),
+        out.status.code(),
+    )
 }
 
 fn row(hash: &leakdex::HashBytes, count: u64) -> String {
@@ -130,20 +137,28 @@ fn stealer_logs_index_passwords_logins_and_pairs() {
     }
 
     // info tells the key; range works on every key; --hashes takes hex for any key.
-    for (index, key, normalisation) in [(&passwords, "password", 0), (&logins, "login", 1), (&pairs, "pair", 1)] {
+    for (index, key, normalisation) in [
+        (&passwords, "password", 0),
+        (&logins, "login", 1),
+        (&pairs, "pair", 1),
+    ] {
         let out = run(&["info", "--json", s(index)], b"");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["key"], key);
         assert_eq!(v["normalisation"], normalisation);
         assert_eq!(v["format_version"], 2);
-        assert!(text(&run(&["info", s(index)], b"").stdout).contains(&format!("key              {key}")));
+        assert!(text(&run(&["info", s(index)], b"").stdout)
+            .contains(&format!("key              {key}")));
         assert_eq!(run(&["verify", s(index)], b"").status.code(), Some(0));
     }
     let alice = login(b"alice@example.com", &mut scratch);
     let hex_alice = hex(&alice, HashKind::Sha1);
     let out = run(&["range", "-i", s(&logins), &hex_alice[..5]], b"");
     assert!(text(&out.stdout).contains(&format!("{}:2", &hex_alice[5..])));
-    let out = run(&["check", "-i", s(&logins), "--hashes"], hex_alice.as_bytes());
+    let out = run(
+        &["check", "-i", s(&logins), "--hashes"],
+        hex_alice.as_bytes(),
+    );
     assert_eq!(text(&out.stdout), format!("{hex_alice}:2\n"));
 
     // combo: LOGIN:PASSWORD lines, for every key.
@@ -174,18 +189,39 @@ fn keys_are_refused_where_they_do_not_fit() {
         all.extend([s(&stealer), "-o", s(&out_path)]);
         let out = run(&all, b"");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains(needle), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         assert!(!out_path.exists());
     };
-    refused(&["--input", "ulp", "--key", "login", "--kind", "ntlm"], "SHA-1 hashes only");
-    refused(&["--input", "ulp", "--key", "pair", "--kind", "ntlm"], "SHA-1 hashes only");
+    refused(
+        &["--input", "ulp", "--key", "login", "--kind", "ntlm"],
+        "SHA-1 hashes only",
+    );
+    refused(
+        &["--input", "ulp", "--key", "pair", "--kind", "ntlm"],
+        "SHA-1 hashes only",
+    );
     refused(&["--key", "login"], "use --input ulp");
-    refused(&["--input", "passwords", "--key", "pair"], "use --input ulp");
+    refused(
+        &["--input", "passwords", "--key", "pair"],
+        "use --input ulp",
+    );
     refused(&["--key", "email"], "unknown key");
     // NTLM passwords are still fine.
     let out = run(
         &[
-            "build", "--input", "ulp", "--kind", "ntlm", s(&stealer), "-q", "-o", s(&out_path),
+            "build",
+            "--input",
+            "ulp",
+            "--kind",
+            "ntlm",
+            s(&stealer),
+            "-q",
+            "-o",
+            s(&out_path),
         ],
         b"",
     );
@@ -197,10 +233,23 @@ fn keys_are_refused_where_they_do_not_fit() {
     let merged = d.join("merged.ldx");
     let out = run(&["merge", s(&logins), s(&passwords), "-o", s(&merged)], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cannot be merged into a login index"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot be merged into a login index"),
+        "{}",
+        text(&out.stderr)
+    );
     let more = write_file(d, "more.txt", b"https://x.org/:Erin@x.org:pw\n");
     let out = run(
-        &["merge", s(&logins), s(&more), "--input", "ulp", "-q", "-o", s(&merged)],
+        &[
+            "merge",
+            s(&logins),
+            s(&more),
+            "--input",
+            "ulp",
+            "-q",
+            "-o",
+            s(&merged),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -210,7 +259,10 @@ fn keys_are_refused_where_they_do_not_fit() {
         lines,
         vec![
             row(&leakdex::key::login_hash(b"erin@x.org", &mut scratch), 1),
-            row(&leakdex::key::login_hash(b"alice@example.com", &mut scratch), 2),
+            row(
+                &leakdex::key::login_hash(b"alice@example.com", &mut scratch),
+                2
+            ),
         ]
     );
 }

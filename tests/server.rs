@@ -522,7 +522,10 @@ fn login_and_pair_modes_answer_from_their_indexes() {
         assert_eq!(r.body, expected, "{mode}");
         let row = format!("{}:2", &hex(&hash, HashKind::Sha1)[5..]);
         assert!(String::from_utf8_lossy(&r.body).contains(&row), "{mode}");
-        assert!(r.header("etag").unwrap().contains(&format!("-{mode}-")), "{mode}");
+        assert!(
+            r.header("etag").unwrap().contains(&format!("-{mode}-")),
+            "{mode}"
+        );
         // Upper case mode, padding and gzip, as for passwords.
         let r = get(
             &s,
@@ -544,10 +547,14 @@ fn login_and_pair_modes_answer_from_their_indexes() {
     let s = serve(&[login], &[]);
     let r = get(&s, "/range/5BAA6?mode=pair", &[]);
     assert_eq!(r.status, 404);
-    assert!(String::from_utf8(r.body.clone()).unwrap().contains("mode=pair cannot be answered"));
+    assert!(String::from_utf8(r.body.clone())
+        .unwrap()
+        .contains("mode=pair cannot be answered"));
     let r = get(&s, "/range/5BAA6", &[]);
     assert_eq!(r.status, 404);
-    assert!(String::from_utf8(r.body).unwrap().contains("ask with mode=login"));
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("ask with mode=login"));
     drop(s);
     let out = Command::new(env!("CARGO_BIN_EXE_leakdex"))
         .args(["serve", "--listen", "127.0.0.1:0", "-i"])
