@@ -298,7 +298,7 @@ const WORDS: [&str; 20] = [
 #[inline]
 fn draw_rank(rng: &mut SplitMix64, n: u64) -> u64 {
     let r = (draw_count(rng) - 1).min(n.saturating_sub(1));
-    if rng.next_bits() % 4 == 0 {
+    if rng.next_bits().is_multiple_of(4) {
         // A quarter uniform, so that the long tail is long.
         rng.next_bits() % n.max(1)
     } else {
@@ -315,11 +315,15 @@ fn pick<'a>(rng: &mut SplitMix64, from: &[&'a str]) -> &'a str {
 fn push_login(id: u64, text: &mut Vec<u8>) {
     let mut r = SplitMix64::new(id ^ 0x10C1_7E57);
     let first = pick(&mut r, &FIRST_NAMES);
-    let capital = r.next_bits() % 10 == 0;
+    let capital = r.next_bits().is_multiple_of(10);
     let start = text.len();
     text.extend_from_slice(first.as_bytes());
     if r.next_bits() % 10 < 7 {
-        text.push(if r.next_bits() % 2 == 0 { b'.' } else { b'_' });
+        text.push(if r.next_bits().is_multiple_of(2) {
+            b'.'
+        } else {
+            b'_'
+        });
         text.extend_from_slice(pick(&mut r, &LAST_NAMES).as_bytes());
         write_decimal(id % 100_000, text);
         text.push(b'@');
@@ -335,7 +339,7 @@ fn push_login(id: u64, text: &mut Vec<u8>) {
 /// Appends a password for account `id`: half the time one of a heavy-tailed list of common
 /// ones shared by many accounts, else the account's own (the same each time it comes up).
 fn push_password(rng: &mut SplitMix64, id: u64, text: &mut Vec<u8>) {
-    if rng.next_bits() % 2 == 0 {
+    if rng.next_bits().is_multiple_of(2) {
         let rank = draw_rank(rng, 1 << 20);
         text.extend_from_slice(WORDS[(rank % WORDS.len() as u64) as usize].as_bytes());
         if rank >= WORDS.len() as u64 {
@@ -361,7 +365,7 @@ fn push_ulp_line(rng: &mut SplitMix64, accounts: u64, text: &mut Vec<u8>) {
         _ => b':',
     };
     match shape {
-        0..=59 | 60..=66 | 67..=71 => {
+        0..=71 => {
             text.extend_from_slice(b"https://");
             text.extend_from_slice(pick(rng, &SITES).as_bytes());
             text.push(b'/');
@@ -370,7 +374,7 @@ fn push_ulp_line(rng: &mut SplitMix64, accounts: u64, text: &mut Vec<u8>) {
         72..=79 => {
             text.extend_from_slice(b"http://");
             text.extend_from_slice(pick(rng, &SITES).as_bytes());
-            text.extend_from_slice(if shape % 2 == 0 {
+            text.extend_from_slice(if shape.is_multiple_of(2) {
                 b":8080/"
             } else {
                 b":8443/login"
