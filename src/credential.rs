@@ -31,7 +31,9 @@
 //!   of the separator that ended it, and the password is the rest.
 //! - Otherwise `login:password`, split at the first `:`.
 //!
-//! Login and password must not be empty. A line that fits none of these rules is refused.
+//! Login and password must not be empty, and a login made only of separators (`URL | login |
+//! password` with padded separators reads so) is refused. A line that fits none of these rules
+//! is refused.
 //!
 //! | line | URL or host | login | password |
 //! |---|---|---|---|
@@ -106,6 +108,8 @@ const NO_SEPARATOR: Refusal = "a URL with no `:`, `|`, space or tab after it";
 const NO_HOST: Refusal = "a URL with no host after `://`";
 const OPEN_BRACKET: Refusal = "a URL whose host opens a `[` and never closes it";
 const EMPTY_LOGIN: Refusal = "an empty login";
+const SEPARATOR_LOGIN: Refusal =
+    "a login made only of separators (padded ones, as in `URL | login | password`?)";
 const EMPTY_PASSWORD: Refusal = "an empty password";
 const URL_INSIDE: Refusal =
     "`://` after the first `:`: a URL that does not start the line (blanks or quotes before it?)";
@@ -173,6 +177,9 @@ impl Fields {
 fn check(credential: Credential<'_>) -> Result<Credential<'_>, Refusal> {
     if credential.login.is_empty() {
         Err(EMPTY_LOGIN)
+    } else if credential.login.iter().all(|&b| any_separator(b)) {
+        // `URL | login | password`: the space is the separator, and the login would be `|`.
+        Err(SEPARATOR_LOGIN)
     } else if credential.password.is_empty() {
         Err(EMPTY_PASSWORD)
     } else {
@@ -666,6 +673,9 @@ mod tests {
             ("\"https://site.com\":bob:pw", URL_INSIDE),
             ("\u{feff}https://site.com:bob:pw", URL_INSIDE),
             ("ht_tp://site.com:bob:pw", URL_INSIDE),
+            ("https://site.com/login | bob | pw", SEPARATOR_LOGIN),
+            ("https://site.com/login : bob : pw", SEPARATOR_LOGIN),
+            ("https://site.com/ |\t| pw", SEPARATOR_LOGIN),
         ] {
             assert_eq!(ulp(line), Err(why), "{line:?}");
         }

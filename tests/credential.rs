@@ -1,11 +1,12 @@
 //! Stealer-log and combo lines (issue 10): lines rendered from known URL, login, password and
 //! separator parse back into them; any line parses into slices that tile it or is refused; a
-//! random stealer file builds an index with the counts of a HashMap model; and the command
+//! random stealer file builds password, login and pair indexes with the counts of HashMap
+//! models of the same rules; and the command
 //! line builds `--input ulp` from the issue's sample while `--input combo` refuses its URLs.
 
 use leakdex::credential::{parse_combo, parse_ulp, scheme_len};
 use leakdex::hash::sha1_password;
-use leakdex::{build_index, BuildOptions, HashBytes, Index, InputFormat, NoProgress};
+use leakdex::{build_index, BuildOptions, HashBytes, Index, InputFormat, KeyType, NoProgress};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
@@ -287,16 +288,31 @@ proptest! {
             })
             .collect();
         let mut lines: Vec<String> = records.iter().map(Record::render).collect();
-        let mut model: HashMap<HashBytes, u64> = HashMap::new();
+        // One model per key, by the rules written out here: the password as it is; the login
+        // trimmed of ASCII whitespace and lowercased; the two joined by `:`. A login that is
+        // empty once trimmed is left out of login and pair indexes.
+        let mut models: [HashMap<HashBytes, u64>; 3] = Default::default();
+        let mut empty_logins = 0u64;
+        let mut add = |r: &Record| {
+            *models[0].entry(sha1_password(r.password.as_bytes())).or_default() += 1;
+            let login = r.login.trim_matches(|c: char| c.is_ascii_whitespace()).to_lowercase();
+            if login.is_empty() {
+                empty_logins += 1;
+                return;
+            }
+            *models[1].entry(sha1_password(login.as_bytes())).or_default() += 1;
+            let pair = format!("{login}:{}", r.password);
+            *models[2].entry(sha1_password(pair.as_bytes())).or_default() += 1;
+        };
         for r in &records {
-            *model.entry(sha1_password(r.password.as_bytes())).or_default() += 1;
+            add(r);
         }
         // Repeated lines add up.
         for &(pick, times) in &repeats {
             let r = &records[pick % records.len()];
             for _ in 0..times {
                 lines.push(r.render());
-                *model.entry(sha1_password(r.password.as_bytes())).or_default() += 1;
+                add(r);
             }
         }
         for &(at, which) in &bad {
@@ -313,23 +329,30 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("stealer.txt");
         std::fs::write(&input, &text).unwrap();
-        let output = dir.path().join("stealer.ldx");
-        let options = BuildOptions {
-            input: InputFormat::Ulp,
-            chunk_size: 512,
-            ..BuildOptions::default()
-        };
-        let summary = build_index(&[input], &output, &options, &NoProgress).unwrap();
-        prop_assert_eq!(summary.skipped_lines, bad.len() as u64);
-        let index = Index::open(&output).unwrap();
-        let mut got: HashMap<HashBytes, u64> = HashMap::new();
-        index
-            .for_each_entry(&mut |e| {
-                got.insert(e.hash, e.count);
-                Ok(())
-            })
-            .unwrap();
-        prop_assert_eq!(got, model);
+        for (key, model) in KeyType::ALL.into_iter().zip(&models) {
+            let output = dir.path().join(format!("{key}.ldx"));
+            let options = BuildOptions {
+                input: InputFormat::Ulp,
+                key: Some(key),
+                chunk_size: 512,
+                allow_empty: true,
+                ..BuildOptions::default()
+            };
+            let summary =
+                build_index(std::slice::from_ref(&input), &output, &options, &NoProgress).unwrap();
+            let skipped_logins = if key == KeyType::Password { 0 } else { empty_logins };
+            prop_assert_eq!(summary.skipped_lines, bad.len() as u64 + skipped_logins);
+            let index = Index::open(&output).unwrap();
+            prop_assert_eq!(index.key(), key);
+            let mut got: HashMap<HashBytes, u64> = HashMap::new();
+            index
+                .for_each_entry(&mut |e| {
+                    got.insert(e.hash, e.count);
+                    Ok(())
+                })
+                .unwrap();
+            prop_assert_eq!(&got, model, "key {}", key);
+        }
     }
 }
 
