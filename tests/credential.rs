@@ -4,6 +4,9 @@
 //! models of the same rules; and the command
 //! line builds `--input ulp` from the issue's sample while `--input combo` refuses its URLs.
 
+mod common;
+
+use common::{run, s, text};
 use leakdex::credential::{parse_combo, parse_ulp, scheme_len};
 use leakdex::hash::sha1_password;
 use leakdex::{build_index, BuildOptions, HashBytes, Index, InputFormat, KeyType, NoProgress};
@@ -11,7 +14,6 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 /// The shape of a rendered line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,26 +365,6 @@ const SAMPLE: &str = "https://accounts.google.com:alice@example.com:hunter2\n\
                       bob@example.com:password\n\
                       android://xyz@com.app/:carol:letmein\n\
                       site.com|dave|qwerty\n";
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leakdex"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// `check -i INDEX` of `passwords`: each one's printed count, and the exit code.
 fn check(index: &Path, passwords: &[&str]) -> (Vec<u64>, Option<i32>) {

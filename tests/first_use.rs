@@ -12,10 +12,6 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 const PASSWORD_SHA1: &str = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
 
 /// A hash dump of three passwords with counts.

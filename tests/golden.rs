@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use leakdex::{BuildOptions, FilterKind, HashKind, Index, KeyType};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +34,18 @@ fn model_of(name: &str, kind: HashKind) -> Model {
         }
     }
     model
+}
+
+/// Copies the committed dump `dump_name` into `dir` as `source_name`, with the modification
+/// time `golden` records for its source: name and time are part of the index bytes.
+fn source_as_in(golden: &Index, dump_name: &str, dir: &Path, source_name: &str) -> PathBuf {
+    let input = dir.join(source_name);
+    std::fs::copy(data(dump_name), &input).unwrap();
+    let mtime = golden.sources()[0].modified;
+    let f = std::fs::File::options().write(true).open(&input).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+        .unwrap();
+    input
 }
 
 fn check_golden(
@@ -124,17 +136,9 @@ fn the_writer_still_writes_golden_v2() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        // The source's name is part of the file: the v2 goldens name their dump so.
-        let input = dir.path().join(source_name);
-        std::fs::copy(data(dump_name), &input).unwrap();
-        // The source's modification time is part of the file: give it the golden one.
         let golden = gunzip(index_name);
         let golden_index = Index::from_bytes(&golden, index_name).unwrap();
-        let mtime = golden_index.sources()[0].modified;
-        let f = std::fs::File::options().write(true).open(&input).unwrap();
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
-            .unwrap();
-        drop(f);
+        let input = source_as_in(&golden_index, dump_name, dir.path(), source_name);
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             filter,
@@ -173,13 +177,7 @@ fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
         assert_eq!(index.check(&hash).unwrap(), Some(1), "{index_name}");
 
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("golden-v2-ulp.txt");
-        std::fs::copy(data("golden-v2-ulp.txt"), &input).unwrap();
-        let mtime = index.sources()[0].modified;
-        let f = std::fs::File::options().write(true).open(&input).unwrap();
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
-            .unwrap();
-        drop(f);
+        let input = source_as_in(&index, "golden-v2-ulp.txt", dir.path(), "golden-v2-ulp.txt");
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             input: InputFormat::Ulp,

@@ -9,10 +9,6 @@ use leakdex::hash::sha1_password;
 use leakdex::HashKind;
 use std::path::Path;
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// The stealer sample of issue 10, plus repeats that differ only in the login's case and
 /// surrounding spaces.
 const STEALER: &[u8] = b"https://accounts.google.com:alice@example.com:hunter2\n\

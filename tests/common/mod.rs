@@ -122,3 +122,8 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
 }
+
+/// A path as the `&str` an argument list takes.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
