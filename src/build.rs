@@ -371,7 +371,8 @@ fn parse_block(
                 let at = lines;
                 lines += 1;
                 let mut line = line.strip_suffix(b"\r").unwrap_or(line);
-                if format != InputFormat::Passwords {
+                // A byte-order mark starts with 0xEF: one compare for the lines without.
+                if format != InputFormat::Passwords && line.first() == Some(&BOM[0]) {
                     while let Some(rest) = line.strip_prefix(BOM) {
                         line = rest;
                     }
@@ -405,6 +406,10 @@ fn parse_block(
                     Err(why) => skip(&mut parsed, at, why),
                 }
             }
+            // Plaintext repeats itself (common passwords, accounts seen on many sites): the
+            // block's entries are sorted and summed here, on the pool, so that fewer of them
+            // reach the spill, which takes them one by one on a single thread.
+            sum_repeats(&mut parsed.entries);
             parsed.result = Ok(ChunkStats {
                 lines,
                 sorted: false,
@@ -412,6 +417,19 @@ fn parse_block(
         }
     }
     parsed
+}
+
+/// Sorts `entries` by hash and merges the repeats of a hash into one entry, counts summed
+/// (each line of a block counts 1, so its sums cannot overflow).
+fn sum_repeats(entries: &mut Vec<Entry>) {
+    entries.sort_unstable_by(|a, b| crate::hash::compare_hashes(&a.hash, &b.hash));
+    entries.dedup_by(|next, kept| {
+        let same = next.hash == kept.hash;
+        if same {
+            kept.count = kept.count.saturating_add(next.count);
+        }
+        same
+    });
 }
 
 fn skip(parsed: &mut Parsed, line: u64, why: &'static str) {
@@ -580,7 +598,7 @@ impl Spill {
                         }
                         let _ = std::fs::remove_file(&path);
                     }
-                    entries.sort_unstable_by_key(|e| e.hash);
+                    entries.sort_unstable_by(|a, b| crate::hash::compare_hashes(&a.hash, &b.hash));
                     Ok(entries)
                 })
                 .collect();
@@ -1261,6 +1279,25 @@ mod tests {
     }
 
     #[test]
+    fn a_blocks_repeats_are_summed_in_hash_order() {
+        let p = parse_block(
+            b"b\na\nb\nc\nb\na\n",
+            HashKind::Sha1,
+            KeyType::Password,
+            InputFormat::Passwords,
+            Vec::new(),
+        );
+        let mut expected: Vec<(HashBytes, u64)> = [("a", 2), ("b", 3), ("c", 1)]
+            .iter()
+            .map(|(pw, n)| (crate::hash::sha1_password(pw.as_bytes()), *n))
+            .collect();
+        expected.sort();
+        let got: Vec<(HashBytes, u64)> = p.entries.iter().map(|e| (e.hash, e.count)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(p.result.as_ref().unwrap().lines, 6);
+    }
+
+    #[test]
     fn plaintext_lines_hash_and_skip_what_cannot_be() {
         let p = parse_block(
             b"password\r\n\nbad\xff\n",
@@ -1279,9 +1316,13 @@ mod tests {
             InputFormat::Combo,
             Vec::new(),
         );
-        assert_eq!(c.entries.len(), 2);
-        assert_eq!(c.entries[0].hash, crate::hash::sha1_password(b"password"));
-        assert_eq!(c.entries[1].hash, crate::hash::sha1_password(b"pa:ss"));
+        let mut expected = [
+            crate::hash::sha1_password(b"password"),
+            crate::hash::sha1_password(b"pa:ss"),
+        ];
+        expected.sort();
+        let got: Vec<HashBytes> = c.entries.iter().map(|e| e.hash).collect();
+        assert_eq!(got, expected);
         assert_eq!(
             c.skipped_examples,
             vec![(1, "no `:` between user and password")]
@@ -1321,10 +1362,12 @@ mod tests {
             InputFormat::Ulp,
             Vec::new(),
         );
-        let expected: Vec<HashBytes> = ["hunter2", "password", "letmein", "qwerty", "pa:ss"]
+        let mut expected: Vec<HashBytes> = ["hunter2", "password", "letmein", "qwerty", "pa:ss"]
             .iter()
             .map(|pw| crate::hash::sha1_password(pw.as_bytes()))
             .collect();
+        // A block's entries come out sorted by hash.
+        expected.sort();
         let got: Vec<HashBytes> = p.entries.iter().map(|e| e.hash).collect();
         assert_eq!(got, expected);
         assert!(p.entries.iter().all(|e| e.count == 1));
