@@ -190,8 +190,39 @@ fn read_head(reader: &mut dyn Read, path: &Path) -> Result<([u8; SNIFF], usize)>
     Ok((head, n))
 }
 
-fn is_gzip(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b])
+/// The compressed formats read, recognised by their magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compression {
+    /// `1F 8B`; every member of a multi-member file is read in turn.
+    Gzip,
+    /// `28 B5 2F FD`; every frame is read in turn.
+    Zstd,
+}
+
+fn compression(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+/// `reader` decompressed.
+fn decompress(
+    format: Compression,
+    reader: Box<dyn Read + Send>,
+    path: &Path,
+) -> Result<Box<dyn Read + Send>> {
+    let buffered = std::io::BufReader::with_capacity(1 << 20, reader);
+    Ok(match format {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(|e| Error::io(path, "cannot start decompressing (zstd)", e))?,
+        ),
+    })
 }
 
 /// A stream (standard input, a pipe, a device) recognised by its first bytes, which are read
@@ -204,14 +235,11 @@ fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Source>
             path.display()
         )));
     }
-    let whole = std::io::Cursor::new(head[..n].to_vec()).chain(reader);
-    Ok(if is_gzip(&head[..n]) {
-        Source::Reader(Box::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::with_capacity(1 << 20, whole),
-        )))
-    } else {
-        Source::Reader(Box::new(whole))
-    })
+    let whole = Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(reader));
+    Ok(Source::Reader(match compression(&head[..n]) {
+        Some(format) => decompress(format, whole, path)?,
+        None => whole,
+    }))
 }
 
 fn open_input(path: &Path) -> Result<Input> {
@@ -250,10 +278,8 @@ fn open_input(path: &Path) -> Result<Input> {
             .map_err(|e| Error::io(path, "cannot read", e))?;
         if n == SNIFF && head == crate::format::MAGIC {
             Source::Index(Box::new(crate::index::Index::open(path)?))
-        } else if is_gzip(&head[..n]) {
-            Source::Reader(Box::new(flate2::read::MultiGzDecoder::new(
-                std::io::BufReader::with_capacity(1 << 20, file),
-            )))
+        } else if let Some(format) = compression(&head[..n]) {
+            Source::Reader(decompress(format, Box::new(file), path)?)
         } else {
             let map = MappedFile::from_file(&file, path)?;
             map.advise_sequential();
@@ -323,6 +349,44 @@ impl BlockReader<'_> {
         }
         Ok((!block.is_empty()).then_some(block))
     }
+}
+
+/// Blocks read ahead of the parser from a stream.
+const READ_AHEAD: usize = 4;
+
+/// Reads `reader` in blocks that end at a line end on a thread of its own, up to
+/// [`READ_AHEAD`] blocks ahead of the consumer, so that a pipe's producer, a decompressor and
+/// the parser on the pool all run at once. The thread ends at the end of the stream, at an
+/// error (passed on), or when the consumer drops the iterator.
+fn read_ahead(
+    mut reader: Box<dyn Read + Send>,
+    chunk: usize,
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<Vec<u8>>>> {
+    let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(READ_AHEAD);
+    let read_path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("leakdex-read".into())
+        .spawn(move || {
+            let mut blocks = BlockReader {
+                reader: reader.as_mut(),
+                carry: Vec::new(),
+                done: false,
+            };
+            loop {
+                let next = match blocks.next_block(chunk) {
+                    Ok(Some(block)) => Ok(block),
+                    Ok(None) => return,
+                    Err(e) => Err(Error::io(&read_path, "cannot read", e)),
+                };
+                let failed = next.is_err();
+                if send.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::io(path, "cannot start a thread to read", e))?;
+    Ok(receive.into_iter())
 }
 
 // --- Parsing -----------------------------------------------------------------------------
@@ -886,36 +950,27 @@ pub fn build_index(
         }
         let mut mapped: Option<&MappedFile> = None;
         let mut released = 0usize;
-        let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> =
-            match &mut input.source {
-                Source::Mapped(map) => {
-                    let map: &MappedFile = map;
-                    mapped = Some(map);
-                    let data = map.bytes();
-                    // Cut lazily, just ahead of the parser: cutting the whole file up front
-                    // would touch (and map) a page every chunk before any is parsed.
-                    Box::new(
-                        split_chunks(data, options.chunk_size)
-                            .map(move |r| Ok(Cow::Borrowed(&data[r]))),
-                    )
-                }
-                // Indexes were merged above.
-                Source::Index(_) => Box::new(std::iter::empty()),
-                Source::Reader(reader) => {
-                    let mut br = BlockReader {
-                        reader: reader.as_mut(),
-                        carry: Vec::new(),
-                        done: false,
-                    };
-                    let chunk = options.chunk_size;
-                    let path = path.clone();
-                    Box::new(std::iter::from_fn(move || match br.next_block(chunk) {
-                        Ok(Some(b)) => Some(Ok(Cow::Owned(b))),
-                        Ok(None) => None,
-                        Err(e) => Some(Err(Error::io(&path, "cannot read", e))),
-                    }))
-                }
-            };
+        let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> = match &mut input
+            .source
+        {
+            Source::Mapped(map) => {
+                let map: &MappedFile = map;
+                mapped = Some(map);
+                let data = map.bytes();
+                // Cut lazily, just ahead of the parser: cutting the whole file up front
+                // would touch (and map) a page every chunk before any is parsed.
+                Box::new(
+                    split_chunks(data, options.chunk_size)
+                        .map(move |r| Ok(Cow::Borrowed(&data[r]))),
+                )
+            }
+            // Indexes were merged above.
+            Source::Index(_) => Box::new(std::iter::empty()),
+            Source::Reader(reader) => {
+                let reader = std::mem::replace(reader, Box::new(std::io::empty()));
+                Box::new(read_ahead(reader, options.chunk_size, &path)?.map(|b| b.map(Cow::Owned)))
+            }
+        };
         let mut first_blocks = Vec::new();
         if options.input != InputFormat::Hashes {
             // Plaintext that looks like hashes or stealer-log lines is most likely the wrong

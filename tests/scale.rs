@@ -151,6 +151,81 @@ fn unsorted_gzip_stdin_and_split_inputs_give_the_sorted_builds_content() {
     );
 }
 
+/// Compresses `bytes` in two pieces cut at a line end, each its own gzip member or zstd
+/// frame, one after the other: what parallel compressors (pigz, zstd -T) and `cat a.gz
+/// b.gz` write.
+fn in_two(bytes: &[u8], compress: fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let half = bytes[..bytes.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let mut out = compress(&bytes[..half]);
+    out.extend(compress(&bytes[half..]));
+    out
+}
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(bytes, 3).unwrap()
+}
+
+/// Streams (standard input, gzip and zstd files and pipes, several members or frames) build
+/// the same content as the mapped file, sorted and unsorted alike, with small blocks so that
+/// many are read ahead of the parser.
+#[test]
+fn streamed_gzip_and_zstd_inputs_build_the_mapped_builds_content() {
+    let (sorted, shuffled, _) = dumps(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small_blocks = BuildOptions {
+        chunk_size: 64 << 10,
+        ..BuildOptions::default()
+    };
+    let (reference, _) = build(
+        &[write_file(d, "sorted.txt", &sorted)],
+        &d.join("ref.ldx"),
+        &small_blocks,
+    );
+    let reference = content_bytes(&reference);
+    for (text, name) in [(&sorted, "sorted"), (&shuffled, "shuffled")] {
+        let forms: Vec<(String, Vec<u8>)> = vec![
+            (format!("{name}.txt"), text.to_vec()),
+            (format!("{name}.txt.gz"), gzip(text)),
+            (format!("{name}.2.gz"), in_two(text, gzip)),
+            (format!("{name}.txt.zst"), zstd(text)),
+            (format!("{name}.2.zst"), in_two(text, zstd)),
+        ];
+        for (file, bytes) in &forms {
+            let path = write_file(d, file, bytes);
+            let out = d.join(format!("{file}.ldx"));
+            let (built, summary) = build(&[path], &out, &small_blocks);
+            assert!(content_bytes(&built) == reference, "{file} differs");
+            assert_eq!(summary.sorted_input, name == "sorted", "{file}");
+            assert_eq!(summary.index.hashes, Index::open(&out).unwrap().hash_count());
+            // The same bytes on standard input, through the binary.
+            let out = d.join(format!("{file}.stdin.ldx"));
+            let mut child = leakdex()
+                .args(["build", "-", "-q", "-o"])
+                .arg(&out)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+            assert!(child.wait().unwrap().success(), "{file} on stdin");
+            let built = std::fs::read(&out).unwrap();
+            assert!(content_bytes(&built) == reference, "{file} on stdin differs");
+        }
+    }
+    // A damaged zstd stream is an error naming the input, not a short index.
+    let mut damaged = zstd(&sorted);
+    let at = damaged.len() / 2;
+    damaged.truncate(at);
+    let path = write_file(d, "cut.zst", &damaged);
+    let err = build_index(&[path], &d.join("cut.ldx"), &small_blocks, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("cut.zst"), "{err}");
+    assert!(!d.join("cut.ldx").exists());
+}
+
 #[test]
 fn a_tiny_memory_budget_spills_to_many_partitions_and_stays_right() {
     let (sorted, shuffled, _) = dumps(40_000);
