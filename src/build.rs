@@ -315,35 +315,50 @@ struct BlockReader<'a> {
 }
 
 impl BlockReader<'_> {
-    fn next_block(&mut self, size: usize) -> std::io::Result<Option<Vec<u8>>> {
+    /// The next block of about `size` bytes, ending at a line end (or the end of the stream),
+    /// read into `spare`, a block the parser is done with. A spare's bytes are overwritten
+    /// rather than zeroed again, and it is memory already mapped: a stream costs no page
+    /// faults or zeroing per block.
+    fn next_block(&mut self, size: usize, spare: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
         if self.done {
             return Ok(None);
         }
-        let mut block = std::mem::take(&mut self.carry);
-        block.reserve(size);
-        while block.len() < size {
-            let before = block.len();
-            block.resize(before + (size - before).max(64 << 10), 0);
+        let mut block = spare;
+        let mut filled = self.carry.len();
+        if block.len() < filled {
+            block.resize(filled, 0);
+        }
+        block[..filled].copy_from_slice(&self.carry);
+        self.carry.clear();
+        while filled < size {
+            let want = filled + (size - filled).max(64 << 10);
+            if block.len() < want {
+                block.resize(want, 0);
+            }
             let n = loop {
-                match self.reader.read(&mut block[before..]) {
+                match self.reader.read(&mut block[filled..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
             };
-            block.truncate(before + n);
             if n == 0 {
                 self.done = true;
                 break;
             }
+            filled += n;
         }
+        block.truncate(filled);
         if !self.done {
             match memchr::memrchr(b'\n', &block) {
-                Some(i) => self.carry = block.split_off(i + 1),
+                Some(i) => {
+                    self.carry.extend_from_slice(&block[i + 1..]);
+                    block.truncate(i + 1);
+                }
                 None => {
                     // A line longer than a block: keep reading into it.
                     self.carry = block;
-                    return self.next_block(size.saturating_mul(2));
+                    return self.next_block(size.saturating_mul(2), Vec::new());
                 }
             }
         }
@@ -361,6 +376,7 @@ const READ_AHEAD: usize = 4;
 fn read_ahead(
     mut reader: Box<dyn Read + Send>,
     chunk: usize,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<Vec<u8>>>> {
     let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(READ_AHEAD);
@@ -374,7 +390,8 @@ fn read_ahead(
                 done: false,
             };
             loop {
-                let next = match blocks.next_block(chunk) {
+                let spare = spares.try_recv().unwrap_or_default();
+                let next = match blocks.next_block(chunk, spare) {
                     Ok(Some(block)) => Ok(block),
                     Ok(None) => return,
                     Err(e) => Err(Error::io(&read_path, "cannot read", e)),
@@ -950,27 +967,31 @@ pub fn build_index(
         }
         let mut mapped: Option<&MappedFile> = None;
         let mut released = 0usize;
-        let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> = match &mut input
-            .source
-        {
-            Source::Mapped(map) => {
-                let map: &MappedFile = map;
-                mapped = Some(map);
-                let data = map.bytes();
-                // Cut lazily, just ahead of the parser: cutting the whole file up front
-                // would touch (and map) a page every chunk before any is parsed.
-                Box::new(
-                    split_chunks(data, options.chunk_size)
-                        .map(move |r| Ok(Cow::Borrowed(&data[r]))),
-                )
-            }
-            // Indexes were merged above.
-            Source::Index(_) => Box::new(std::iter::empty()),
-            Source::Reader(reader) => {
-                let reader = std::mem::replace(reader, Box::new(std::io::empty()));
-                Box::new(read_ahead(reader, options.chunk_size, &path)?.map(|b| b.map(Cow::Owned)))
-            }
-        };
+        // Blocks of a stream go back to its reader once parsed, to be filled again.
+        let (give_back, spares) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut blocks: Box<dyn Iterator<Item = Result<Cow<'_, [u8]>>> + Send> =
+            match &mut input.source {
+                Source::Mapped(map) => {
+                    let map: &MappedFile = map;
+                    mapped = Some(map);
+                    let data = map.bytes();
+                    // Cut lazily, just ahead of the parser: cutting the whole file up front
+                    // would touch (and map) a page every chunk before any is parsed.
+                    Box::new(
+                        split_chunks(data, options.chunk_size)
+                            .map(move |r| Ok(Cow::Borrowed(&data[r]))),
+                    )
+                }
+                // Indexes were merged above.
+                Source::Index(_) => Box::new(std::iter::empty()),
+                Source::Reader(reader) => {
+                    let reader = std::mem::replace(reader, Box::new(std::io::empty()));
+                    Box::new(
+                        read_ahead(reader, options.chunk_size, spares, &path)?
+                            .map(|b| b.map(Cow::Owned)),
+                    )
+                }
+            };
         let mut first_blocks = Vec::new();
         if options.input != InputFormat::Hashes {
             // Plaintext that looks like hashes or stealer-log lines is most likely the wrong
@@ -1057,6 +1078,11 @@ pub fn build_index(
                         .zip(buffers)
                         .map(|(block, buf)| parse_block(block, k, key, format, buf))
                         .collect();
+                    for block in batch {
+                        if let Cow::Owned(block) = block {
+                            let _ = give_back.send(block);
+                        }
+                    }
                     if batches.send(Ok(parsed)).is_err() {
                         return;
                     }
@@ -1324,11 +1350,15 @@ mod tests {
             done: false,
         };
         let mut all = Vec::new();
-        while let Some(b) = br.next_block(7).unwrap() {
+        // Each block is handed back as the next one's spare, the first spare a large block
+        // of stale bytes: none of them may show through.
+        let mut spare = vec![b'#'; 100];
+        while let Some(b) = br.next_block(7, std::mem::take(&mut spare)).unwrap() {
             if !br.done {
                 assert_eq!(b.last(), Some(&b'\n'));
             }
             all.extend_from_slice(&b);
+            spare = b;
         }
         assert_eq!(all, text);
     }

@@ -201,7 +201,10 @@ fn streamed_gzip_and_zstd_inputs_build_the_mapped_builds_content() {
             let (built, summary) = build(&[path], &out, &small_blocks);
             assert!(content_bytes(&built) == reference, "{file} differs");
             assert_eq!(summary.sorted_input, name == "sorted", "{file}");
-            assert_eq!(summary.index.hashes, Index::open(&out).unwrap().hash_count());
+            assert_eq!(
+                summary.index.hashes,
+                Index::open(&out).unwrap().hash_count()
+            );
             // The same bytes on standard input, through the binary.
             let out = d.join(format!("{file}.stdin.ldx"));
             let mut child = leakdex()
@@ -213,7 +216,10 @@ fn streamed_gzip_and_zstd_inputs_build_the_mapped_builds_content() {
             child.stdin.take().unwrap().write_all(bytes).unwrap();
             assert!(child.wait().unwrap().success(), "{file} on stdin");
             let built = std::fs::read(&out).unwrap();
-            assert!(content_bytes(&built) == reference, "{file} on stdin differs");
+            assert!(
+                content_bytes(&built) == reference,
+                "{file} on stdin differs"
+            );
         }
     }
     // A damaged zstd stream is an error naming the input, not a short index.
