@@ -136,6 +136,25 @@ pub struct BuildSummary {
     pub sorted_input: bool,
     /// Warnings given while building (each also went to [`BuildProgress::warning`]).
     pub warnings: Vec<String>,
+    /// Where the time went, stage by stage, to name a build's bottleneck.
+    pub timings: BuildTimings,
+}
+
+/// Where a build's time went.
+#[derive(Clone, Debug, Default)]
+pub struct BuildTimings {
+    /// Reading and parsing every input (for unsorted input, partitioning too).
+    pub read_and_parse: std::time::Duration,
+    /// Sorting the partitions of unsorted input (zero for sorted input).
+    pub sort: std::time::Duration,
+    /// Building the filter and finishing the file (directories, sync, rename).
+    pub filter_and_write: std::time::Duration,
+    /// Of `read_and_parse`, the time the reading thread of streams (standard input, pipes,
+    /// gzip and zstd) spent getting bytes: waiting on the producer, or decompressing.
+    pub stream_reading: std::time::Duration,
+    /// The time that thread waited for the parser to take its blocks: the parser was slower
+    /// than the stream.
+    pub stream_waiting: std::time::Duration,
 }
 
 /// Skipped lines listed by example.
@@ -373,10 +392,18 @@ const READ_AHEAD: usize = 4;
 /// [`READ_AHEAD`] blocks ahead of the consumer, so that a pipe's producer, a decompressor and
 /// the parser on the pool all run at once. The thread ends at the end of the stream, at an
 /// error (passed on), or when the consumer drops the iterator.
+/// Nanoseconds the reading thread of streams spent reading, and waiting for the parser.
+#[derive(Clone, Default)]
+struct StreamTimes {
+    reading: Arc<std::sync::atomic::AtomicU64>,
+    waiting: Arc<std::sync::atomic::AtomicU64>,
+}
+
 fn read_ahead(
     mut reader: Box<dyn Read + Send>,
     chunk: usize,
     spares: std::sync::mpsc::Receiver<Vec<u8>>,
+    times: StreamTimes,
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<Vec<u8>>>> {
     let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(READ_AHEAD);
@@ -391,13 +418,21 @@ fn read_ahead(
             };
             loop {
                 let spare = spares.try_recv().unwrap_or_default();
+                let reading = std::time::Instant::now();
                 let next = match blocks.next_block(chunk, spare) {
                     Ok(Some(block)) => Ok(block),
                     Ok(None) => return,
                     Err(e) => Err(Error::io(&read_path, "cannot read", e)),
                 };
+                let waiting = std::time::Instant::now();
+                let add = |total: &std::sync::atomic::AtomicU64, d: std::time::Duration| {
+                    total.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+                };
+                add(&times.reading, waiting - reading);
                 let failed = next.is_err();
-                if send.send(next).is_err() || failed {
+                let sent = send.send(next);
+                add(&times.waiting, waiting.elapsed());
+                if sent.is_err() || failed {
                     return;
                 }
             }
@@ -918,6 +953,8 @@ pub fn build_index(
     let mut sources: Vec<(SourceInfo, PathBuf)> = Vec::new();
     let mut sorted_input = true;
     progress.phase("reading", known_bytes);
+    let started = std::time::Instant::now();
+    let stream_times = StreamTimes::default();
     for input in opened.iter_mut() {
         let mut lines = 0u64;
         let mut size = 0u64;
@@ -987,8 +1024,14 @@ pub fn build_index(
                 Source::Reader(reader) => {
                     let reader = std::mem::replace(reader, Box::new(std::io::empty()));
                     Box::new(
-                        read_ahead(reader, options.chunk_size, spares, &path)?
-                            .map(|b| b.map(Cow::Owned)),
+                        read_ahead(
+                            reader,
+                            options.chunk_size,
+                            spares,
+                            stream_times.clone(),
+                            &path,
+                        )?
+                        .map(|b| b.map(Cow::Owned)),
                     )
                 }
             };
@@ -1147,12 +1190,24 @@ pub fn build_index(
         sources.push((source, path.clone()));
     }
     cancel()?;
+    let mut timings = BuildTimings {
+        read_and_parse: started.elapsed(),
+        stream_reading: std::time::Duration::from_nanos(
+            stream_times.reading.load(Ordering::Relaxed),
+        ),
+        stream_waiting: std::time::Duration::from_nanos(
+            stream_times.waiting.load(Ordering::Relaxed),
+        ),
+        ..BuildTimings::default()
+    };
     let mut temp_bytes = 0;
     let writer = match sink {
         Some(Sink::Sorted(w)) => *w,
         Some(Sink::Unsorted(spill)) => {
+            let sorting = std::time::Instant::now();
             let mut w = create(kind.unwrap_or(HashKind::Sha1))?;
             temp_bytes = spill.finish(&mut w, &cancel, progress)?;
+            timings.sort = sorting.elapsed();
             w
         }
         None => create(kind.unwrap_or(HashKind::Sha1))?,
@@ -1162,7 +1217,9 @@ pub fn build_index(
         writer.add_source(s);
     }
     cancel()?;
+    let finishing = std::time::Instant::now();
     let index = writer.finish(progress)?;
+    timings.filter_and_write = finishing.elapsed();
     Ok(BuildSummary {
         index,
         skipped_lines: skipped,
@@ -1170,6 +1227,7 @@ pub fn build_index(
         temp_bytes,
         sorted_input,
         warnings,
+        timings,
     })
 }
 

@@ -28,7 +28,9 @@ pub mod sys;
 pub mod verify;
 pub mod writer;
 
-pub use build::{build_index, BuildOptions, BuildProgress, BuildSummary, InputFormat, NoProgress};
+pub use build::{
+    build_index, BuildOptions, BuildProgress, BuildSummary, BuildTimings, InputFormat, NoProgress,
+};
 pub use error::{Error, Result};
 pub use format::FilterKind;
 pub use hash::{HashBytes, HashKind};

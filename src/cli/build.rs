@@ -292,6 +292,24 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
                 String::new()
             }
         );
+        // Where the time went, so that a slow build names its bottleneck.
+        let t = &summary.timings;
+        let streams = if t.stream_reading + t.stream_waiting > std::time::Duration::ZERO {
+            format!(
+                " (streams: {:.2} s getting bytes from the producer or decompressor, {:.2} s \
+                 waiting for the parser)",
+                t.stream_reading.as_secs_f64(),
+                t.stream_waiting.as_secs_f64()
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "  stages: read and parse {:.2} s{streams}, sort {:.2} s, filter and write {:.2} s",
+            t.read_and_parse.as_secs_f64(),
+            t.sort.as_secs_f64(),
+            t.filter_and_write.as_secs_f64()
+        );
     }
     Ok(0)
 }
