@@ -1,8 +1,11 @@
-//! Building an index from dumps: read (memory-mapped files, gzip files, standard input),
-//! parse in parallel, and write through an [`IndexWriter`] in bounded memory.
+//! Building an index from dumps: read (memory-mapped files; gzip and zstd files, standard
+//! input and pipes as streams), parse in parallel, and write through an [`IndexWriter`] in
+//! bounded memory.
 //!
-//! Input is read in blocks of about `chunk_size` bytes ending at a line end; a thread parses
-//! the next batch of blocks on the pool while the current one is written. Sorted input (the
+//! Input is read in blocks of about `chunk_size` bytes ending at a line end. A stream is read
+//! (and decompressed) on a thread of its own, a few blocks ahead, into blocks that the parser
+//! hands back once done. A thread parses the next batch of blocks on the pool while the
+//! current one is written. Sorted input (the
 //! official dumps are sorted) streams straight into the writer. When an entry turns up out of
 //! order, what was written so far is read back into a [`Spill`], which holds entries in memory
 //! up to a quarter of the memory budget, partitioned by the top 12 bits of the hash, and appends them
@@ -809,7 +812,7 @@ enum Sink {
     Unsorted(Spill),
 }
 
-/// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip files are
+/// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip and zstd are
 /// recognised by their first bytes).
 pub fn build_index(
     inputs: &[PathBuf],

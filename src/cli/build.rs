@@ -18,8 +18,9 @@ use std::time::Instant;
 ///
 /// Each INPUT holds one `HASH:COUNT` or bare `HASH` (count 1) per line: LF or CRLF, hex in
 /// either case, a UTF-8 byte-order mark or blank lines tolerated, sorted or not. A hash that
-/// appears more than once has its counts summed. INPUT may be `-` (standard input) or a gzip
-/// file (recognised by its first bytes); both are streamed. A malformed line stops the build
+/// appears more than once has its counts summed. INPUT may be a file, `-` (standard input) or
+/// a pipe; gzip and zstd are recognised by their first bytes on any of them. Streams are read
+/// on a thread of their own, ahead of the parser. A malformed line stops the build
 /// with an error naming the file and line (exit code 2), and nothing is left at the output
 /// path: the index is written under a temporary name beside it and renamed into place when
 /// complete.
@@ -202,7 +203,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<u8> {
     run_build(args.inputs, args.common)
 }
 
-/// Builds from `inputs` (dumps, indexes, gzip files, `-`) with the shared options.
+/// Builds from `inputs` (dumps, indexes, gzip or zstd files, `-`) with the shared options.
 pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<u8> {
     super::set_threads(args.threads)?;
     // The first SIGINT, SIGTERM or SIGHUP asks the build to stop and clean up; a second one
