@@ -264,6 +264,24 @@ fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Source>
     }))
 }
 
+/// Opens a text input for reading as a stream: a file, `-` (standard input) or a pipe, gzip and
+/// zstd decompressed (recognised by their first bytes, which are read once).
+pub fn open_text(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(Error::Invalid(format!("{}: is a folder", path.display())));
+        }
+        Box::new(file)
+    };
+    match sniff_stream(reader, path)? {
+        Source::Reader(reader) => Ok(reader),
+        _ => unreachable!("sniff_stream gives a reader or an error"),
+    }
+}
+
 fn open_input(path: &Path) -> Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input {

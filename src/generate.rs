@@ -432,6 +432,87 @@ pub fn generate_ulp<W: Write>(lines: u64, seed: u64, out: &mut W) -> std::io::Re
     Ok(lines)
 }
 
+// --- Account dumps ------------------------------------------------------------------------
+
+/// The password of generated account `i`, `None` for the empty one: a few well-known ones
+/// (leaked in the sample dumps), a few shared by many accounts, the rest the account's own.
+pub fn pwdump_password(rng: &mut SplitMix64, i: u64) -> Option<String> {
+    let known = ["password", "123456", "qwerty", "letmein"];
+    match rng.next_bits() % 100 {
+        0..=1 => None,
+        2..=9 => Some(known[(rng.next_bits() % 4) as usize].to_string()),
+        10..=14 => Some(format!("Winter{}!", 2020 + rng.next_bits() % 6)),
+        _ => Some(format!("own-{i}-{:x}", rng.next_bits() % 1_000_000)),
+    }
+}
+
+/// Writes a synthetic secretsdump of `accounts` accounts (`CORP\userN:RID:LM:NT:::` with
+/// ` (status=Enabled)` or ` (status=Disabled)`, some with history entries) for `audit`:
+/// well-known, shared and empty passwords, LM hashes on some, disabled accounts. The same
+/// seed gives the same bytes. Returns the number of lines.
+pub fn generate_pwdump<W: Write>(accounts: u64, seed: u64, out: &mut W) -> std::io::Result<u64> {
+    const BLOCK: u64 = 1 << 15;
+    let blocks: Vec<u64> = (0..accounts.div_ceil(BLOCK)).collect();
+    let per_batch = rayon::current_num_threads() * 4;
+    let mut lines = 0u64;
+    for batch in blocks.chunks(per_batch) {
+        let texts: Vec<(Vec<u8>, u64)> = batch
+            .par_iter()
+            .map(|&b| {
+                let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xA24B_AED4_963E_E407));
+                let mut text = Vec::with_capacity(BLOCK as usize * 120);
+                let mut n = 0;
+                for i in b * BLOCK..accounts.min((b + 1) * BLOCK) {
+                    let disabled = rng.next_bits().is_multiple_of(20);
+                    let history = if rng.next_bits().is_multiple_of(10) {
+                        2
+                    } else {
+                        0
+                    };
+                    for h in 0..=history {
+                        let password = pwdump_password(&mut rng, i * 4 + h);
+                        let nt = crate::hash::ntlm_password(password.as_deref().unwrap_or(""));
+                        text.extend_from_slice(b"CORP\\user");
+                        write_decimal(i, &mut text);
+                        if h > 0 {
+                            text.extend_from_slice(b"_history");
+                            write_decimal(h - 1, &mut text);
+                        }
+                        text.push(b':');
+                        write_decimal(1000 + i, &mut text);
+                        text.push(b':');
+                        if rng.next_bits().is_multiple_of(25) {
+                            // An LM hash (made up: what matters is that it is not the empty one).
+                            let lm = rng.next_bits().to_be_bytes();
+                            for &byte in lm.iter().chain(lm.iter()) {
+                                text.extend_from_slice(&HEX_PAIRS[byte as usize]);
+                            }
+                        } else {
+                            text.extend_from_slice(crate::audit::EMPTY_LM.as_bytes());
+                        }
+                        text.push(b':');
+                        for &byte in &nt[..16] {
+                            text.extend_from_slice(&HEX_PAIRS[byte as usize]);
+                        }
+                        text.extend_from_slice(if disabled {
+                            b"::: (status=Disabled)\n"
+                        } else {
+                            b"::: (status=Enabled)\n"
+                        });
+                        n += 1;
+                    }
+                }
+                (text, n)
+            })
+            .collect();
+        for (text, n) in texts {
+            out.write_all(&text)?;
+            lines += n;
+        }
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

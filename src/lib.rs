@@ -11,6 +11,7 @@
 //! The index file format is specified in [`mod@format`].
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod bench;
 pub mod build;
 pub mod credential;

@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Args;
-use leakdex::generate::{generate, generate_ulp, sample_passwords, GenerateOptions};
+use leakdex::generate::{
+    generate, generate_pwdump, generate_ulp, sample_passwords, GenerateOptions,
+};
 use leakdex::HashKind;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -63,22 +65,39 @@ pub struct GenerateArgs {
     /// in the shapes it reads, with logins and passwords that repeat as in real leaks).
     #[arg(long, conflicts_with_all = ["with_passwords", "kind", "lf"])]
     ulp: bool,
+    /// Write a synthetic secretsdump of N accounts for `audit` instead (`CORP\userN:RID:LM:NT:::
+    /// (status=...)`): well-known, shared and empty passwords, some LM hashes, some disabled
+    /// accounts and history entries.
+    #[arg(long, conflicts_with_all = ["with_passwords", "kind", "lf", "ulp"])]
+    pwdump: bool,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
 }
 
-/// The dump or, with --ulp, the stealer log.
-fn write<W: Write>(ulp: bool, options: &GenerateOptions, out: &mut W) -> std::io::Result<u64> {
-    if ulp {
-        generate_ulp(options.hashes, options.seed, out)
-    } else {
-        generate(options, out)
+/// What to write instead of a dump of hashes.
+#[derive(Clone, Copy)]
+enum Form {
+    Hashes,
+    Ulp,
+    Pwdump,
+}
+
+/// The dump, the stealer log or the account dump.
+fn write<W: Write>(form: Form, options: &GenerateOptions, out: &mut W) -> std::io::Result<u64> {
+    match form {
+        Form::Hashes => generate(options, out),
+        Form::Ulp => generate_ulp(options.hashes, options.seed, out),
+        Form::Pwdump => generate_pwdump(options.hashes, options.seed, out),
     }
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
-    let args_ulp = args.ulp;
+    let args_ulp = match (args.ulp, args.pwdump) {
+        (true, _) => Form::Ulp,
+        (_, true) => Form::Pwdump,
+        _ => Form::Hashes,
+    };
     super::set_threads(args.threads)?;
     let options = GenerateOptions {
         hashes: args.hashes,

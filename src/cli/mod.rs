@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch, one file per subcommand.
 
+mod audit;
 mod bench;
 mod build;
 mod check;
@@ -39,6 +40,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Merge(merge::MergeArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -53,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run_cmd(a),
         Command::Merge(a) => merge::run(a),
+        Command::Audit(a) => audit::run(a),
     }
 }
 
