@@ -59,11 +59,21 @@ pub fn parse_account_line(line: &[u8], kind: HashKind) -> Result<Option<AccountL
     } else if let Some(rest) = line.strip_suffix(b" (status=Enabled)") {
         line = rest;
     }
-    let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+    // Up to 8 fields are looked at; a ninth means the line is no pwdump line.
+    let mut field_array: [&[u8]; 8] = [&[]; 8];
+    let mut count = 0;
+    for f in line.split(|&b| b == b':') {
+        if count == field_array.len() {
+            count += 1;
+            break;
+        }
+        field_array[count] = f;
+        count += 1;
+    }
+    let fields = &field_array[..count.min(field_array.len())];
     let is_hex = |f: &[u8], n: usize| f.len() == n && f.iter().all(u8::is_ascii_hexdigit);
     // pwdump: user:RID:LM:NT, then up to three empty fields.
-    if fields.len() >= 4
-        && fields.len() <= 7
+    if (4..=7).contains(&count)
         && !fields[1].is_empty()
         && fields[1].iter().all(u8::is_ascii_digit)
         && fields[4..].iter().all(|f| f.is_empty())
@@ -251,25 +261,42 @@ impl AuditReport {
         for c in chunks {
             counts.extend(c?);
         }
-        // Groups: accounts sorted by hash, runs of two or more.
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| {
-            crate::hash::compare_hashes(&accounts.hashes[a as usize], &accounts.hashes[b as usize])
-                .then(a.cmp(&b))
-        });
+        // Groups: accounts sorted by the first 64 bits of their hash, kept beside their
+        // numbers in one array (sorting numbers through an index into the hashes would miss
+        // the cache at every comparison); then each run of equal keys (nearly always one
+        // account, or one shared password) is split by the whole hash.
+        let mut keys: Vec<(u64, u32)> = accounts
+            .hashes
+            .par_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                (
+                    u64::from_be_bytes(h[..8].try_into().expect("8 bytes")),
+                    i as u32,
+                )
+            })
+            .collect();
+        keys.par_sort_unstable();
         let mut runs: Vec<Vec<u32>> = Vec::new();
         let mut start = 0;
         while start < n {
-            let h = &accounts.hashes[order[start] as usize];
             let mut end = start + 1;
-            while end < n && &accounts.hashes[order[end] as usize] == h {
+            while end < n && keys[end].0 == keys[start].0 {
                 end += 1;
             }
             if end - start > 1 {
-                runs.push(order[start..end].to_vec());
+                let mut run: Vec<u32> = keys[start..end].iter().map(|k| k.1).collect();
+                let hash = |i: &u32| &accounts.hashes[*i as usize];
+                run.sort_by(|a, b| crate::hash::compare_hashes(hash(a), hash(b)).then(a.cmp(b)));
+                for same in run.chunk_by(|a, b| hash(a) == hash(b)) {
+                    if same.len() > 1 {
+                        runs.push(same.to_vec());
+                    }
+                }
             }
             start = end;
         }
+        drop(keys);
         // Numbered in the order of their first account.
         runs.sort_unstable_by_key(|r| r[0]);
         let mut groups = vec![0u32; n];

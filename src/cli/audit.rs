@@ -86,7 +86,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
     let report = AuditReport::new(&index, accounts)?;
-    let mut out = std::io::stdout().lock();
+    // Reports of millions of accounts: buffered, not flushed line by line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     if args.json {
         print_json(&report, &mut out)?;
     } else {
@@ -112,14 +113,23 @@ fn print_json(report: &AuditReport, out: &mut impl Write) -> anyhow::Result<()> 
         })
     )?;
     write!(out, "\"accounts\": [")?;
+    // Field by field, in the key order serde_json gives the summary (alphabetical).
+    let null_or = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
     for i in 0..a.len() {
         let group = report.groups[i];
-        let account = json!({
-            "user": a.user(i), "rid": a.rid(i), "count": report.counts[i],
-            "shared_group": (group > 0).then_some(group), "empty": report.empty[i],
-            "lm": a.lm(i), "disabled": a.disabled(i),
-        });
-        write!(out, "{}\n  {account}", if i == 0 { "" } else { "," })?;
+        write!(
+            out,
+            "{}\n  {{\"count\":{},\"disabled\":{},\"empty\":{},\"lm\":{},\"rid\":{},\
+             \"shared_group\":{},\"user\":{}}}",
+            if i == 0 { "" } else { "," },
+            report.counts[i],
+            a.disabled(i),
+            report.empty[i],
+            a.lm(i),
+            null_or(a.rid(i).map(u64::from)),
+            null_or((group > 0).then_some(u64::from(group))),
+            serde_json::to_string(&a.user(i))?
+        )?;
     }
     writeln!(out, "\n]}}")?;
     Ok(())
