@@ -205,21 +205,31 @@ fn print_text(
     };
     for disabled in [false, true] {
         let of = |i: &usize| a.disabled(*i) == disabled;
-        let mut leaked: Vec<usize> = (0..a.len())
-            .filter(of)
-            .filter(|&i| report.counts[i] > 0)
-            .collect();
-        leaked.sort_by(|&x, &y| report.counts[y].cmp(&report.counts[x]).then(x.cmp(&y)));
-        let groups: Vec<&Vec<u32>> = report
+        // Within each kind, the accounts whose hash was seen most in the leak come first.
+        let by_count = |mut list: Vec<usize>| {
+            list.sort_by(|&x, &y| report.counts[y].cmp(&report.counts[x]).then(x.cmp(&y)));
+            list
+        };
+        let leaked = by_count(
+            (0..a.len())
+                .filter(of)
+                .filter(|&i| report.counts[i] > 0)
+                .collect(),
+        );
+        let mut groups: Vec<&Vec<u32>> = report
             .group_members
             .iter()
             .filter(|m| m.iter().any(|&i| a.disabled(i as usize) == disabled))
             .collect();
-        let empty: Vec<usize> = (0..a.len())
-            .filter(of)
-            .filter(|&i| report.empty[i])
-            .collect();
-        let lm: Vec<usize> = (0..a.len()).filter(of).filter(|&i| a.lm(i)).collect();
+        let group_count = |m: &Vec<u32>| report.counts[m[0] as usize];
+        groups.sort_by(|x, y| group_count(y).cmp(&group_count(x)).then(x[0].cmp(&y[0])));
+        let empty = by_count(
+            (0..a.len())
+                .filter(of)
+                .filter(|&i| report.empty[i])
+                .collect(),
+        );
+        let lm = by_count((0..a.len()).filter(of).filter(|&i| a.lm(i)).collect());
         if leaked.is_empty() && groups.is_empty() && empty.is_empty() && lm.is_empty() {
             continue;
         }
