@@ -316,11 +316,13 @@ impl StopSignals {
         for sig in STOP_SIGNALS {
             let (f, s) = (Arc::clone(&flag), Arc::clone(&signal));
             let action = move || {
-                if f.swap(true, Ordering::SeqCst) {
+                if f.load(Ordering::SeqCst) {
                     // SAFETY (of the call below): _exit is async-signal-safe.
                     unsafe { libc::_exit(128 + sig) };
                 }
+                // The signal first: whoever sees the flag set finds which signal set it.
                 s.store(sig, Ordering::SeqCst);
+                f.store(true, Ordering::SeqCst);
             };
             // SAFETY: the action only does atomic operations and calls _exit, all of which are
             // async-signal-safe; it neither allocates nor takes locks.
