@@ -425,6 +425,7 @@ fn read_ahead(
     chunk: usize,
     spares: std::sync::mpsc::Receiver<Vec<u8>>,
     times: StreamTimes,
+    cancel: Option<Arc<AtomicBool>>,
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<Vec<u8>>>> {
     let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(READ_AHEAD);
@@ -459,7 +460,20 @@ fn read_ahead(
             }
         })
         .map_err(|e| Error::io(path, "cannot start a thread to read", e))?;
-    Ok(receive.into_iter())
+    // A stalled stream must not hold a stop request up: the wait for the next block looks at
+    // the cancel flag every tenth of a second (the reading thread, blocked in `read`, is left
+    // to the end of the process).
+    Ok(std::iter::from_fn(move || loop {
+        match receive.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(block) => return Some(block),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Some(Err(Error::Interrupted));
+                }
+            }
+        }
+    }))
 }
 
 // --- Parsing -----------------------------------------------------------------------------
@@ -653,7 +667,7 @@ impl Spill {
                 .map_err(|e| Error::io(&self.tmp_root, "cannot create a temporary folder in", e))?;
             let lock = std::fs::File::open(dir.path())
                 .map_err(|e| Error::io(dir.path(), "cannot open", e))?;
-            crate::sys::try_lock(&lock).map_err(|e| Error::io(dir.path(), "cannot lock", e))?;
+            crate::sys::lock_own(&lock).map_err(|e| Error::io(dir.path(), "cannot lock", e))?;
             self.dir_lock = Some(lock);
             let need = self.expected_entries.saturating_mul(SPILL_ENTRY as u64);
             check_free_space(dir.path(), need, "temporary partition files need")?;
@@ -854,6 +868,22 @@ pub fn build_index(
         .iter()
         .map(|p| open_input(p))
         .collect::<Result<Vec<_>>>()?;
+    // One file given twice, under any names (links), would count twice.
+    if !options.allow_duplicate_sources {
+        for (i, a) in opened.iter().enumerate() {
+            if let Some(b) = opened[..i]
+                .iter()
+                .find(|b| a.identity.is_some() && b.identity == a.identity)
+            {
+                return Err(Error::Invalid(format!(
+                    "{}: the same file as {}: its counts would be added twice. Pass \
+                     --allow-duplicate-sources to add them anyway",
+                    a.path.display(),
+                    b.path.display()
+                )));
+            }
+        }
+    }
     // Writing the index over one of its inputs would lose that input: the same file by device
     // and inode, whatever name it goes by.
     if let Some(out_id) = std::fs::metadata(output).ok().and_then(|m| identity_of(&m)) {
@@ -1050,6 +1080,7 @@ pub fn build_index(
                             options.chunk_size,
                             spares,
                             stream_times.clone(),
+                            options.cancel.clone(),
                             &path,
                         )?
                         .map(|b| b.map(Cow::Owned)),
@@ -1287,6 +1318,11 @@ fn check_new_sources(
         return Ok(());
     }
     for source in new {
+        // Standard input has no name or time: two streams of one size and line count are
+        // not known to be one.
+        if source.name == "-" && source.modified == 0 {
+            continue;
+        }
         if let Some((_, from)) = existing.iter().find(|(s, _)| s == source) {
             return Err(Error::Invalid(format!(
                 "{}: the source `{}` ({} bytes, {}) is already counted, from {}, with the same \

@@ -127,18 +127,19 @@ impl Mode {
 
     /// The mode of a request's query string.
     fn of_query(query: Option<&str>) -> Mode {
-        let value = query.and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "mode")
-                .map(|(_, v)| v)
-        });
-        match value {
-            Some(v) if v.eq_ignore_ascii_case("ntlm") => Mode::Ntlm,
-            Some(v) if v.eq_ignore_ascii_case("login") => Mode::Login,
-            Some(v) if v.eq_ignore_ascii_case("pair") => Mode::Pair,
-            _ => Mode::Sha1,
-        }
+        // The first `mode=` that names a mode; any other value means SHA-1, as before.
+        query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| *k == "mode")
+            .find_map(|(_, v)| match v {
+                v if v.eq_ignore_ascii_case("ntlm") => Some(Mode::Ntlm),
+                v if v.eq_ignore_ascii_case("login") => Some(Mode::Login),
+                v if v.eq_ignore_ascii_case("pair") => Some(Mode::Pair),
+                _ => None,
+            })
+            .unwrap_or(Mode::Sha1)
     }
 
     /// The name in ETags and messages.

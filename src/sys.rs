@@ -314,6 +314,11 @@ impl StopSignals {
         let signal = Arc::new(AtomicI32::new(0));
         #[cfg(unix)]
         for sig in STOP_SIGNALS {
+            // A signal the process was started ignoring stays ignored: `nohup` ignores SIGHUP,
+            // shells ignore SIGINT for background jobs, and such a build must run on.
+            if ignored(sig) {
+                continue;
+            }
             let (f, s) = (Arc::clone(&flag), Arc::clone(&signal));
             let action = move || {
                 if f.load(Ordering::SeqCst) {
@@ -362,7 +367,46 @@ impl StopSignals {
     }
 }
 
+/// Whether `sig` is set to be ignored (SIG_IGN) in this process.
+#[cfg(unix)]
+fn ignored(sig: i32) -> bool {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, which
+    // points to writable memory of the right type.
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: zeroed is a valid sigaction, and sigaction filled it in when it returned 0.
+    rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
 // --- Temporary files of builds ---------------------------------------------------------------
+
+/// Takes an exclusive advisory lock (flock) on a temporary file or folder that this process
+/// has just created, waiting for it if need be (a sweep by another process holds it for
+/// microseconds). Where the file system does not support flock (ENOSYS, ENOLCK, EOPNOTSUPP),
+/// goes on without: such files are never swept, as they cannot be locked.
+pub fn lock_own(file: &File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        loop {
+            // SAFETY: flock takes a descriptor `file` keeps open and plain flags.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOSYS | libc::ENOLCK | libc::EOPNOTSUPP) => return Ok(()),
+                _ => return Err(err),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}
 
 /// Takes an exclusive advisory lock (flock) on `file` without waiting: `Ok(true)` when taken,
 /// `Ok(false)` when another open file holds it. A running build holds the lock on each of its

@@ -172,7 +172,7 @@ pub fn temp_file_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
     let temp = builder
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, "cannot create a temporary file in", e))?;
-    crate::sys::try_lock(temp.as_file()).map_err(|e| Error::io(temp.path(), "cannot lock", e))?;
+    crate::sys::lock_own(temp.as_file()).map_err(|e| Error::io(temp.path(), "cannot lock", e))?;
     Ok(temp)
 }
 

@@ -638,3 +638,101 @@ fn serve_listens_on_a_bare_port_or_a_host_name() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Review findings: a build started with SIGHUP ignored (`nohup`) runs on after SIGHUP; a
+/// build waiting on a stalled pipe stops at the first SIGTERM; one file given twice under two
+/// names is refused; two streams on standard input of one size are not taken for one source.
+#[cfg(unix)]
+#[test]
+fn nohup_stalled_pipes_links_and_stdin_sources() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dump = write_file(d, "dump.txt", dump_text().as_bytes());
+
+    // nohup: SIGHUP ignored at start stays ignored. The build reads a pipe the test holds
+    // open, so it is still running when SIGHUP comes.
+    let out_path = d.join("nohup.ldx");
+    let mut cmd = leakdex();
+    cmd.args(["build", "-", "-q", "-o", s(&out_path)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec, only signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(dump_text().as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(check_password(&out_path, "password"), ("3".into(), Some(1)));
+
+    // A stalled pipe: the producer sent a few lines and went quiet.
+    let out_path = d.join("stalled.ldx");
+    let mut child = leakdex()
+        .args(["build", "-", "-q", "-o", s(&out_path)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(dump_text().as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped = child.try_wait().unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stopped.is_some(),
+        "still waiting on the pipe 10 s after SIGTERM"
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert!(!out_path.exists());
+    assert_eq!(files_named_with(d, "leakdex"), Vec::<String>::new());
+
+    // One file under two names.
+    let link = d.join("link.txt");
+    std::fs::hard_link(&dump, &link).unwrap();
+    let out = run(
+        &["build", s(&dump), s(&link), "-o", s(&d.join("x.ldx"))],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the same file as"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Two different streams of one size and line count on standard input, merged.
+    let a = d.join("a.ldx");
+    let b = d.join("b.ldx");
+    let line = |c: char| format!("{}:1\n", c.to_string().repeat(40));
+    assert_ok(&run(
+        &["build", "-", "-q", "-o", s(&a)],
+        line('a').as_bytes(),
+    ));
+    assert_ok(&run(
+        &["build", "-", "-q", "-o", s(&b)],
+        line('b').as_bytes(),
+    ));
+    let out = run(
+        &["merge", s(&a), s(&b), "-q", "-o", s(&d.join("ab.ldx"))],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -67,16 +67,26 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         let mut item = match index.key() {
             KeyType::Password => rpassword::prompt_password("password: ")?.into_bytes(),
             KeyType::Login => prompt_echoed("login: ")?,
-            KeyType::Pair => {
-                let mut pair = prompt_echoed("login: ")?;
-                pair.push(b':');
-                let mut password = rpassword::prompt_password("password: ")?.into_bytes();
-                pair.extend_from_slice(&password);
-                password.fill(0);
-                pair
-            }
+            KeyType::Pair => prompt_echoed("login: ")?,
         };
-        let result = hash_item(&index, &item, false, "<terminal>", 1);
+        let result = if index.key() == KeyType::Pair {
+            // Login and password as typed, not joined and split again: a login may hold `:`.
+            let mut password = rpassword::prompt_password("password: ")?.into_bytes();
+            let mut scratch = Vec::new();
+            let hashed = leakdex::key::hash_credential(
+                KeyType::Pair,
+                index.kind(),
+                &item,
+                &password,
+                &mut scratch,
+            )
+            .map_err(|why| anyhow::anyhow!("<terminal>: {why}"));
+            password.fill(0);
+            scratch.fill(0);
+            hashed
+        } else {
+            hash_item(&index, &item, false, "<terminal>", 1)
+        };
         item.fill(0);
         let hash = result?;
         let count = index.check(&hash)?;
