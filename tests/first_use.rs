@@ -424,7 +424,7 @@ fn an_interrupted_generate_leaves_nothing() {
     let d = dir.path();
     let out_path = d.join("big.txt");
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        let child = leakdex()
+        let child = default_signals(&mut leakdex())
             .args(["generate", "-n", "500000000", "-o", s(&out_path)])
             .stderr(Stdio::piped())
             .spawn()
@@ -439,6 +439,16 @@ fn an_interrupted_generate_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(200));
         // SAFETY: kill(2) on our own child's pid with a valid signal number.
         unsafe { libc::kill(child.id() as i32, signal) };
+        // A signal that does not stop it must not let it fill the disk.
+        let mut child = child;
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            panic!("generate still running 20 s after signal {signal}");
+        }
         let out = child.wait_with_output().unwrap();
         assert_eq!(
             out.status.code(),
@@ -678,7 +688,7 @@ fn nohup_stalled_pipes_links_and_stdin_sources() {
 
     // A stalled pipe: the producer sent a few lines and went quiet.
     let out_path = d.join("stalled.ldx");
-    let mut child = leakdex()
+    let mut child = default_signals(&mut leakdex())
         .args(["build", "-", "-q", "-o", s(&out_path)])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())

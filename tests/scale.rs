@@ -285,7 +285,7 @@ fn stopped_builds_leave_nothing_and_killed_builds_are_swept_up_by_the_next() {
     let input = write_file(d, "big.txt", &shuffled.repeat(4));
     let out = d.join("out.ldx");
     let start = || {
-        leakdex()
+        default_signals(&mut leakdex())
             .args(["build", "-q", "--memory", "8M", "--tmp"])
             .arg(tmp.path())
             .arg(&input)

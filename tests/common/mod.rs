@@ -127,3 +127,20 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// Gives a child the default action for SIGINT, SIGTERM and SIGHUP, whatever this process
+/// inherited: a test run started in the background has SIGINT ignored, and leakdex keeps an
+/// ignored signal ignored (as under `nohup`), so a test that stops it by signal must reset them.
+#[cfg(unix)]
+pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec, only signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        })
+    }
+}
