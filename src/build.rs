@@ -249,7 +249,7 @@ fn decompress(
 
 /// A stream (standard input, a pipe, a device) recognised by its first bytes, which are read
 /// once and handed on in front of the rest: a pipe cannot be read twice.
-fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Source> {
+fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Box<dyn Read + Send>> {
     let (head, n) = read_head(reader.as_mut(), path)?;
     if n == SNIFF && head == crate::format::MAGIC {
         return Err(Error::Invalid(format!(
@@ -258,10 +258,10 @@ fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Source>
         )));
     }
     let whole = Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(reader));
-    Ok(Source::Reader(match compression(&head[..n]) {
-        Some(format) => decompress(format, whole, path)?,
-        None => whole,
-    }))
+    match compression(&head[..n]) {
+        Some(format) => decompress(format, whole, path),
+        None => Ok(whole),
+    }
 }
 
 /// Opens a text input for reading as a stream: a file, `-` (standard input) or a pipe, gzip and
@@ -276,17 +276,14 @@ pub fn open_text(path: &Path) -> Result<Box<dyn Read + Send>> {
         }
         Box::new(file)
     };
-    match sniff_stream(reader, path)? {
-        Source::Reader(reader) => Ok(reader),
-        _ => unreachable!("sniff_stream gives a reader or an error"),
-    }
+    sniff_stream(reader, path)
 }
 
 fn open_input(path: &Path) -> Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input {
             path: path.to_path_buf(),
-            source: sniff_stream(Box::new(std::io::stdin()), path)?,
+            source: Source::Reader(sniff_stream(Box::new(std::io::stdin()), path)?),
             modified: 0,
             // Standard input redirected from a file is that file.
             identity: std::fs::metadata("/dev/stdin")
@@ -327,7 +324,7 @@ fn open_input(path: &Path) -> Result<Input> {
         }
     } else {
         // A pipe, FIFO or device: read once, as a stream.
-        sniff_stream(Box::new(file), path)?
+        Source::Reader(sniff_stream(Box::new(file), path)?)
     };
     Ok(Input {
         path: path.to_path_buf(),
@@ -409,10 +406,6 @@ impl BlockReader<'_> {
 /// Blocks read ahead of the parser from a stream.
 const READ_AHEAD: usize = 4;
 
-/// Reads `reader` in blocks that end at a line end on a thread of its own, up to
-/// [`READ_AHEAD`] blocks ahead of the consumer, so that a pipe's producer, a decompressor and
-/// the parser on the pool all run at once. The thread ends at the end of the stream, at an
-/// error (passed on), or when the consumer drops the iterator.
 /// Nanoseconds the reading thread of streams spent reading, and waiting for the parser.
 #[derive(Clone, Default)]
 struct StreamTimes {
@@ -420,6 +413,10 @@ struct StreamTimes {
     waiting: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Reads `reader` in blocks that end at a line end on a thread of its own, up to
+/// [`READ_AHEAD`] blocks ahead of the consumer, so that a pipe's producer, a decompressor and
+/// the parser on the pool all run at once. The thread ends at the end of the stream, at an
+/// error (passed on), or when the consumer drops the iterator.
 fn read_ahead(
     mut reader: Box<dyn Read + Send>,
     chunk: usize,
@@ -570,10 +567,16 @@ fn parse_block(
     parsed
 }
 
+/// Sorts entries by hash, with word compares rather than `memcmp` (see
+/// [`crate::hash::compare_hashes`]).
+fn sort_by_hash(entries: &mut [Entry]) {
+    entries.sort_unstable_by(|a, b| crate::hash::compare_hashes(&a.hash, &b.hash));
+}
+
 /// Sorts `entries` by hash and merges the repeats of a hash into one entry, counts summed
 /// (each line of a block counts 1, so its sums cannot overflow).
 fn sum_repeats(entries: &mut Vec<Entry>) {
-    entries.sort_unstable_by(|a, b| crate::hash::compare_hashes(&a.hash, &b.hash));
+    sort_by_hash(entries);
     entries.dedup_by(|next, kept| {
         let same = next.hash == kept.hash;
         if same {
@@ -623,7 +626,7 @@ pub struct Spill {
     limit: usize,
     tmp_root: PathBuf,
     dir: Option<tempfile::TempDir>,
-    /// The folder opened and locked while the build lives (see [`crate::sys::try_lock`]).
+    /// The folder opened and locked while the build lives (see [`crate::sys::lock_own`]).
     dir_lock: Option<std::fs::File>,
     written: Vec<u64>,
     spilled_bytes: u64,
@@ -749,7 +752,7 @@ impl Spill {
                         }
                         let _ = std::fs::remove_file(&path);
                     }
-                    entries.sort_unstable_by(|a, b| crate::hash::compare_hashes(&a.hash, &b.hash));
+                    sort_by_hash(&mut entries);
                     Ok(entries)
                 })
                 .collect();
