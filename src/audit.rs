@@ -46,7 +46,7 @@ pub struct AccountLine<'a> {
 /// blank line.
 pub fn parse_account_line(line: &[u8], kind: HashKind) -> Result<Option<AccountLine<'_>>, String> {
     let mut line = line.strip_suffix(b"\r").unwrap_or(line);
-    while let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+    while let Some(rest) = line.strip_prefix(crate::dump::BOM) {
         line = rest;
     }
     if line.trim_ascii().is_empty() {
