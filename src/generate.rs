@@ -410,23 +410,32 @@ fn push_ulp_line(rng: &mut SplitMix64, accounts: u64, text: &mut Vec<u8>) {
 pub fn generate_ulp<W: Write>(lines: u64, seed: u64, out: &mut W) -> std::io::Result<u64> {
     const BLOCK: u64 = 1 << 15;
     let accounts = (lines / 4).max(1);
-    let blocks: Vec<u64> = (0..lines.div_ceil(BLOCK)).collect();
+    write_blocks(lines.div_ceil(BLOCK), out, |b| {
+        let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let n = BLOCK.min(lines - b * BLOCK);
+        let mut text = Vec::with_capacity(n as usize * 64);
+        for _ in 0..n {
+            push_ulp_line(&mut rng, accounts, &mut text);
+        }
+        (text, n)
+    })
+}
+
+/// Writes blocks `0..blocks`, each made on the pool by `make` (its text and line count), in
+/// order, a few per thread at a time; returns the lines written.
+fn write_blocks<W: Write>(
+    blocks: u64,
+    out: &mut W,
+    make: impl Fn(u64) -> (Vec<u8>, u64) + Sync,
+) -> std::io::Result<u64> {
+    let blocks: Vec<u64> = (0..blocks).collect();
     let per_batch = rayon::current_num_threads() * 4;
+    let mut lines = 0u64;
     for batch in blocks.chunks(per_batch) {
-        let texts: Vec<Vec<u8>> = batch
-            .par_iter()
-            .map(|&b| {
-                let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-                let n = BLOCK.min(lines - b * BLOCK);
-                let mut text = Vec::with_capacity(n as usize * 64);
-                for _ in 0..n {
-                    push_ulp_line(&mut rng, accounts, &mut text);
-                }
-                text
-            })
-            .collect();
-        for text in texts {
+        let texts: Vec<(Vec<u8>, u64)> = batch.par_iter().map(|&b| make(b)).collect();
+        for (text, n) in texts {
             out.write_all(&text)?;
+            lines += n;
         }
     }
     Ok(lines)
@@ -452,65 +461,49 @@ pub fn pwdump_password(rng: &mut SplitMix64, i: u64) -> Option<String> {
 /// seed gives the same bytes. Returns the number of lines.
 pub fn generate_pwdump<W: Write>(accounts: u64, seed: u64, out: &mut W) -> std::io::Result<u64> {
     const BLOCK: u64 = 1 << 15;
-    let blocks: Vec<u64> = (0..accounts.div_ceil(BLOCK)).collect();
-    let per_batch = rayon::current_num_threads() * 4;
-    let mut lines = 0u64;
-    for batch in blocks.chunks(per_batch) {
-        let texts: Vec<(Vec<u8>, u64)> = batch
-            .par_iter()
-            .map(|&b| {
-                let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xA24B_AED4_963E_E407));
-                let mut text = Vec::with_capacity(BLOCK as usize * 120);
-                let mut n = 0;
-                for i in b * BLOCK..accounts.min((b + 1) * BLOCK) {
-                    let disabled = rng.next_bits().is_multiple_of(20);
-                    let history = if rng.next_bits().is_multiple_of(10) {
-                        2
-                    } else {
-                        0
-                    };
-                    for h in 0..=history {
-                        let password = pwdump_password(&mut rng, i * 4 + h);
-                        let nt = crate::hash::ntlm_password(password.as_deref().unwrap_or(""));
-                        text.extend_from_slice(b"CORP\\user");
-                        write_decimal(i, &mut text);
-                        if h > 0 {
-                            text.extend_from_slice(b"_history");
-                            write_decimal(h - 1, &mut text);
-                        }
-                        text.push(b':');
-                        write_decimal(1000 + i, &mut text);
-                        text.push(b':');
-                        if rng.next_bits().is_multiple_of(25) {
-                            // An LM hash (made up: what matters is that it is not the empty one).
-                            let lm = rng.next_bits().to_be_bytes();
-                            for &byte in lm.iter().chain(lm.iter()) {
-                                text.extend_from_slice(&HEX_PAIRS[byte as usize]);
-                            }
-                        } else {
-                            text.extend_from_slice(crate::audit::EMPTY_LM.as_bytes());
-                        }
-                        text.push(b':');
-                        for &byte in &nt[..16] {
-                            text.extend_from_slice(&HEX_PAIRS[byte as usize]);
-                        }
-                        text.extend_from_slice(if disabled {
-                            b"::: (status=Disabled)\n"
-                        } else {
-                            b"::: (status=Enabled)\n"
-                        });
-                        n += 1;
-                    }
+    write_blocks(accounts.div_ceil(BLOCK), out, |b| {
+        let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut text = Vec::with_capacity(BLOCK as usize * 120);
+        let mut n = 0;
+        for i in b * BLOCK..accounts.min((b + 1) * BLOCK) {
+            let disabled = rng.next_bits().is_multiple_of(20);
+            let history = if rng.next_bits().is_multiple_of(10) {
+                2
+            } else {
+                0
+            };
+            for h in 0..=history {
+                let password = pwdump_password(&mut rng, i * 4 + h);
+                let nt = crate::hash::ntlm_password(password.as_deref().unwrap_or(""));
+                text.extend_from_slice(b"CORP\\user");
+                write_decimal(i, &mut text);
+                if h > 0 {
+                    text.extend_from_slice(b"_history");
+                    write_decimal(h - 1, &mut text);
                 }
-                (text, n)
-            })
-            .collect();
-        for (text, n) in texts {
-            out.write_all(&text)?;
-            lines += n;
+                text.push(b':');
+                write_decimal(1000 + i, &mut text);
+                text.push(b':');
+                if rng.next_bits().is_multiple_of(25) {
+                    // An LM hash (made up: what matters is that it is not the empty one).
+                    let lm = rng.next_bits().to_be_bytes();
+                    crate::hash::encode_hex_into(&lm, &mut text);
+                    crate::hash::encode_hex_into(&lm, &mut text);
+                } else {
+                    text.extend_from_slice(crate::audit::EMPTY_LM.as_bytes());
+                }
+                text.push(b':');
+                crate::hash::encode_hex_into(&nt[..16], &mut text);
+                text.extend_from_slice(if disabled {
+                    b"::: (status=Disabled)\n"
+                } else {
+                    b"::: (status=Enabled)\n"
+                });
+                n += 1;
+            }
         }
-    }
-    Ok(lines)
+        (text, n)
+    })
 }
 
 #[cfg(test)]
