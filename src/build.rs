@@ -17,7 +17,7 @@ use crate::dump::{
     first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry, BOM,
 };
 use crate::error::{Error, Result};
-use crate::format::FilterKind;
+use crate::format::{FilterKind, StoreForm};
 use crate::hash::{HashBytes, HashKind};
 use crate::key::KeyType;
 use crate::sys::MappedFile;
@@ -66,6 +66,9 @@ pub struct BuildOptions {
     pub kind: Option<HashKind>,
     /// Which filter to build.
     pub filter: FilterKind,
+    /// What to keep of each hash besides the filter: full hashes, their first 64 bits, or
+    /// nothing. `None` needs a filter.
+    pub store: StoreForm,
     /// What the input lines hold.
     pub input: InputFormat,
     /// What to index of each credential: its password, its login or the pair; `None`: the key
@@ -96,6 +99,7 @@ impl Default for BuildOptions {
         BuildOptions {
             kind: None,
             filter: FilterKind::Fuse8,
+            store: StoreForm::Full,
             input: InputFormat::Hashes,
             key: None,
             chunk_size: 4 << 20,
@@ -861,6 +865,11 @@ pub fn build_index(
             _ => Ok(()),
         }
     };
+    if options.store == StoreForm::None && options.filter == FilterKind::None {
+        return Err(Error::Invalid(
+            "--store none keeps only the filter, so it cannot go with --filter none".into(),
+        ));
+    }
     if output.is_dir() {
         return Err(Error::Invalid(format!(
             "{}: is a folder; give the path of the index file to write",
@@ -912,7 +921,16 @@ pub fn build_index(
     };
     // A line is at least a hash and a line end: an upper bound on hashes, for space checks.
     let expected = known_bytes / 34;
-    check_free_space(&out_dir, expected * 20 + (32 << 20), "the index needs")?;
+    let per_hash = match options.store {
+        StoreForm::Full => 20,
+        StoreForm::Compact => 8,
+        StoreForm::None => 3,
+    };
+    check_free_space(
+        &out_dir,
+        expected * per_hash + (32 << 20),
+        "the index needs",
+    )?;
     let memory = options
         .memory_limit
         .or_else(|| {
@@ -998,6 +1016,7 @@ pub fn build_index(
     let create = |k: HashKind| -> Result<IndexWriter> {
         let mut writer = IndexWriter::create(output, k, options.filter)?;
         writer.set_key(key)?;
+        writer.set_store(options.store, memory / 4)?;
         Ok(writer)
     };
     let mut sink: Option<Sink> = None;
@@ -1018,6 +1037,20 @@ pub fn build_index(
                 return Err(empty_input(&path, 0, None));
             }
             check_new_sources(&sources, index.sources(), &path, options)?;
+            if !options.store.can_be_made_from(index.store_form()) {
+                return Err(Error::Invalid(format!(
+                    "{}: an index with a {} store cannot be merged into one with a {} store: {}",
+                    path.display(),
+                    index.store_form(),
+                    options.store,
+                    if index.store_form() == StoreForm::None {
+                        "a filter-only index holds no hashes to merge"
+                    } else {
+                        "a compact store holds only the first 64 bits of each hash; use \
+                         --store compact or --store none"
+                    }
+                )));
+            }
             let k = *kind.get_or_insert(index.kind());
             if k != index.kind() {
                 return Err(Error::Invalid(format!(

@@ -2,7 +2,8 @@
 //! index bytes. Layout in [`crate::format`].
 
 use crate::format::{
-    filter_key, read_u32, read_u64, shard_of, FilterKind, MAX_SHARD_BITS, SHARD_ENTRY_LEN,
+    filter_key, legacy_filter_key, read_u32, read_u64, shard_of, FilterKind, MAX_SHARD_BITS,
+    SHARD_ENTRY_LEN,
 };
 use crate::hash::HashBytes;
 use std::ops::Range;
@@ -80,17 +81,21 @@ struct ShardView {
 pub struct ShardedFilter {
     kind: FilterKind,
     bits: u8,
+    /// Keys are bits 12..76 of the hash (format versions 1 and 2) rather than 0..64.
+    legacy_key: bool,
     shards: Vec<ShardView>,
 }
 
 impl ShardedFilter {
     /// Validates the filter table against the fingerprint bytes, so that no later query can
-    /// index out of bounds or trip an assertion in xorf.
+    /// index out of bounds or trip an assertion in xorf. `legacy_key`: the index is of format
+    /// version 1 or 2, whose keys were bits 12..76 of the hash.
     pub fn parse(
         kind: FilterKind,
         bits: u8,
         table: &[u8],
         data: &[u8],
+        legacy_key: bool,
     ) -> Result<ShardedFilter, String> {
         if bits > MAX_SHARD_BITS {
             return Err(format!(
@@ -104,6 +109,7 @@ impl ShardedFilter {
             return Ok(ShardedFilter {
                 kind,
                 bits,
+                legacy_key,
                 shards: Vec::new(),
             });
         }
@@ -166,7 +172,12 @@ impl ShardedFilter {
                 keys,
             });
         }
-        Ok(ShardedFilter { kind, bits, shards })
+        Ok(ShardedFilter {
+            kind,
+            bits,
+            legacy_key,
+            shards,
+        })
     }
 
     /// The filter kind.
@@ -188,7 +199,12 @@ impl ShardedFilter {
     /// fingerprint section the filter was parsed with.
     #[inline]
     pub fn contains(&self, data: &[u8], hash: &HashBytes) -> bool {
-        self.contains_key(data, shard_of(hash, self.bits), filter_key(hash))
+        let key = if self.legacy_key {
+            legacy_filter_key(hash)
+        } else {
+            filter_key(hash)
+        };
+        self.contains_key(data, shard_of(hash, self.bits), key)
     }
 
     /// Whether shard `shard` may contain `key`.
@@ -210,6 +226,11 @@ impl ShardedFilter {
                 BinaryFuse16Ref::from_dma(&view.descriptor, fingerprints).contains(&key)
             }
         }
+    }
+
+    /// Whether the keys are those of format versions 1 and 2 (bits 12..76 of the hash).
+    pub fn legacy_key(&self) -> bool {
+        self.legacy_key
     }
 
     /// Number of shards.
@@ -246,7 +267,7 @@ mod tests {
             }
             let (table, data) = table_of(&shards);
             let data = data.bytes();
-            let f = ShardedFilter::parse(kind, MAX_SHARD_BITS, &table, data).unwrap();
+            let f = ShardedFilter::parse(kind, MAX_SHARD_BITS, &table, data, false).unwrap();
             for (i, keys) in key_sets.iter().enumerate() {
                 for k in keys {
                     assert!(f.contains_key(data, i, *k));
@@ -262,20 +283,32 @@ mod tests {
         shards[0] = build_shard(FilterKind::Fuse8, &mut (0..1000u64).collect()).unwrap();
         let (table, data) = table_of(&shards);
         let data = data.bytes();
-        assert!(ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &table, data).is_ok());
+        assert!(
+            ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &table, data, false).is_ok()
+        );
         for at in [8usize, 24 + 8, 24 + 12, 24 + 16] {
             let mut bad = table.clone();
             bad[at] ^= 0x40;
             assert!(
-                ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &bad, data).is_err(),
+                ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &bad, data, false).is_err(),
                 "byte {at}"
             );
         }
-        assert!(
-            ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &table, &data[..100]).is_err()
-        );
-        assert!(
-            ShardedFilter::parse(FilterKind::Fuse8, MAX_SHARD_BITS, &table[..100], data).is_err()
-        );
+        assert!(ShardedFilter::parse(
+            FilterKind::Fuse8,
+            MAX_SHARD_BITS,
+            &table,
+            &data[..100],
+            false
+        )
+        .is_err());
+        assert!(ShardedFilter::parse(
+            FilterKind::Fuse8,
+            MAX_SHARD_BITS,
+            &table[..100],
+            data,
+            false
+        )
+        .is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The on-disk index format, version 2. This doc comment is the specification.
+//! The on-disk index format, version 3. This doc comment is the specification.
 //!
 //! All integers are little-endian. Every section starts at a multiple of 8 bytes from the
 //! start of the file. CRC-32 is the IEEE polynomial (as in zlib, `crc32fast`).
@@ -7,7 +7,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `LEAKDEX\0` |
-//! | 8 | 4 | format version (2; 1 is still read, see below) |
+//! | 8 | 4 | format version (3; 1 and 2 are still read, see below) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 1 | hash kind: 1 = SHA-1, 2 = NTLM |
 //! | 17 | 1 | filter kind: 0 = none, 1 = BinaryFuse8, 2 = BinaryFuse16 |
@@ -15,8 +15,8 @@
 //! | 19 | 1 | key type: 0 = password, 1 = login, 2 = pair (see [`crate::key`]) |
 //! | 20 | 2 | number of sections (8) |
 //! | 22 | 1 | login normalisation rule version: 0 for password keys, 1 for login and pair |
-//! | 23 | 1 | zero |
-//! | 24 | 8 | number of distinct hashes `n` |
+//! | 23 | 1 | store form: 0 = full, 1 = compact, 2 = none (filter only); see below |
+//! | 24 | 8 | number of distinct hashes `n` (distinct 64-bit prefixes for `compact` and `none`) |
 //! | 32 | 16 | sum of all counts (u128) |
 //! | 48 | 8 | length of the whole file in bytes |
 //! | 56 | 4 | CRC-32 of the section table |
@@ -52,11 +52,29 @@
 //! - `HUGE_COUNTS`: entries of 16 bytes, `index of the overflow entry: u64, count: u64`,
 //!   sorted by index, for counts of 2^32 − 1 and above.
 //!
+//! # Store forms
+//! - **full** (0): as above.
+//! - **compact** (1): the store keeps only the first 64 bits of each hash. Records are 6 bytes
+//!   for both hash kinds, laid out as the full ones (byte 0: count code and the 6th hex digit;
+//!   bytes 1..6: hash bytes 3..8). Hashes whose first 64 bits agree are one record whose count
+//!   is the sum of theirs. Overflow entries are 4 bytes, `position of the record within its
+//!   bucket: u16, count: u16`, with count `u16::MAX` meaning the count is in `HUGE_COUNTS`
+//!   (whose entries are as above); so a bucket of a compact store holds at most 65,536
+//!   records (about 6e10 hashes in all). A hash absent from the dump matches a record with a
+//!   probability of about `n / 2^64` per query.
+//! - **none** (2): no store. `BUCKETS`, `OVERFLOW_DIR`, `RECORDS`, `OVERFLOW` and
+//!   `HUGE_COUNTS` are empty, the filter kind is not 0, and `n` is the number of filter keys.
+//!   Queries can only answer "possibly present" (at the filter's false-positive rate) or
+//!   "absent"; there are no counts and no ranges. `count sum` is still the sum of the input's
+//!   counts.
+//!
 //! # The filter
 //! A binary fuse filter (xorf) sharded by the top `s` bits of the hash (2^s shards; the
 //! builder picks `s` from the number of hashes so that shards hold a million keys or more, up
-//! to 4,096 shards, since small shards cost bits per key). The key of a hash is the 64 bits after its top 12
-//! (bits 12..76, big-endian order), whatever `s` is.
+//! to 4,096 shards, since small shards cost bits per key; a filter-only build from a stream
+//! longer than its memory budget uses 4,096). The key of a hash is its first 64 bits (bits
+//! 0..64, big-endian order), whatever `s` is, so that a compact store holds every key of its
+//! filter. (In versions 1 and 2 it was bits 12..76.)
 //! - `FILTER_TABLE`: 2^s entries of 48 bytes: `offset of the fingerprints within
 //!   FILTER_DATA: u64, fingerprint count: u64, key count: u64, seed: u64, segment length: u32,
 //!   segment length mask: u32, segment count length: u32, zero: u32`. A shard with no keys has
@@ -77,13 +95,16 @@
 //!   of sections as a u32, which reads the same as version 2's u16 with the bytes after it
 //!   zero: a version-1 file is a `password` index. Everything else is as in version 2.
 //! - Version 2 adds the key type (byte 19) and the normalisation rule version (byte 22).
+//!   Its byte 23 is zero: a version-2 file is a `full` store.
+//! - Version 3 adds the store form (byte 23), compact and filter-only stores, and takes the
+//!   filter key from bits 0..64 instead of 12..76.
 
 use crate::hash::{HashBytes, HashKind};
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"LEAKDEX\0";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes per section-table entry.
@@ -100,8 +121,14 @@ const OFFSETS_AT: usize = (GROUPS + 1) * 8;
 const GROUP_CRCS_AT: usize = OFFSETS_AT + (BUCKETS + 1) * 4;
 /// Bytes of a directory (`BUCKETS` or `OVERFLOW_DIR`).
 pub const DIRECTORY_LEN: usize = GROUP_CRCS_AT + GROUPS * 4;
-/// Bytes per overflow entry.
+/// Bytes per overflow entry of a full store.
 pub const OVERFLOW_ENTRY_LEN: usize = 8;
+/// Bytes per overflow entry of a compact store.
+pub const COMPACT_OVERFLOW_ENTRY_LEN: usize = 4;
+/// Overflow count of a compact store meaning "see `HUGE_COUNTS`".
+pub const COMPACT_HUGE_MARK: u16 = u16::MAX;
+/// Bytes per record of a compact store.
+pub const COMPACT_RECORD_LEN: usize = 6;
 /// Overflow count meaning "see `HUGE_COUNTS`".
 pub const HUGE_MARK: u32 = u32::MAX;
 /// Bytes per huge-count entry.
@@ -241,6 +268,97 @@ impl std::str::FromStr for FilterKind {
     }
 }
 
+/// What an index keeps of each hash besides its filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreForm {
+    /// Every hash whole, with its count: exact answers and ranges (about 18.7 bytes per
+    /// SHA-1 hash).
+    Full,
+    /// The first 64 bits of every hash, with its count (about 6.4 bytes per hash): counts,
+    /// and a false match about once in `2^64 / n` queries; no ranges.
+    Compact,
+    /// No store, the filter alone: "possibly present" or "absent", no counts, no ranges.
+    None,
+}
+
+impl StoreForm {
+    /// Code stored in the header.
+    pub fn code(self) -> u8 {
+        match self {
+            StoreForm::Full => 0,
+            StoreForm::Compact => 1,
+            StoreForm::None => 2,
+        }
+    }
+
+    /// The form for a header code.
+    pub fn from_code(code: u8) -> Option<StoreForm> {
+        match code {
+            0 => Some(StoreForm::Full),
+            1 => Some(StoreForm::Compact),
+            2 => Some(StoreForm::None),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and by `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreForm::Full => "full",
+            StoreForm::Compact => "compact",
+            StoreForm::None => "none",
+        }
+    }
+
+    /// Bytes per record for a hash kind (0 without a store).
+    pub const fn record_len(self, kind: HashKind) -> usize {
+        match self {
+            StoreForm::Full => kind.byte_len() - 2,
+            StoreForm::Compact => COMPACT_RECORD_LEN,
+            StoreForm::None => 0,
+        }
+    }
+
+    /// Bytes per overflow entry (0 without a store).
+    pub const fn overflow_entry_len(self) -> usize {
+        match self {
+            StoreForm::Full => OVERFLOW_ENTRY_LEN,
+            StoreForm::Compact => COMPACT_OVERFLOW_ENTRY_LEN,
+            StoreForm::None => 0,
+        }
+    }
+
+    /// Whether this form's hashes can be made from `from`'s: a store keeps what a smaller
+    /// one needs, and nothing can be made from a filter alone.
+    pub fn can_be_made_from(self, from: StoreForm) -> bool {
+        match from {
+            StoreForm::Full => true,
+            StoreForm::Compact => self != StoreForm::Full,
+            StoreForm::None => false,
+        }
+    }
+}
+
+impl std::fmt::Display for StoreForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for StoreForm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(StoreForm::Full),
+            "compact" => Ok(StoreForm::Compact),
+            "none" => Ok(StoreForm::None),
+            _ => Err(format!(
+                "unknown store form `{s}` (expected full, compact or none)"
+            )),
+        }
+    }
+}
+
 /// Hash-kind code stored in the header.
 pub fn kind_code(kind: HashKind) -> u8 {
     match kind {
@@ -345,12 +463,28 @@ pub fn directory_start(dir: &[u8], bucket: usize) -> Option<u64> {
     base.checked_add(rel as u64)
 }
 
-/// Filter key of a hash: the 64 bits after the shard's 12.
+/// Filter key of a hash (format version 3): its first 64 bits.
 #[inline]
 pub fn filter_key(hash: &HashBytes) -> u64 {
     let mut eight = [0u8; 8];
+    eight.copy_from_slice(&hash[0..8]);
+    u64::from_be_bytes(eight)
+}
+
+/// Filter key of a hash in format versions 1 and 2: the 64 bits after the top 12.
+#[inline]
+pub fn legacy_filter_key(hash: &HashBytes) -> u64 {
+    let mut eight = [0u8; 8];
     eight.copy_from_slice(&hash[1..9]);
     (u64::from_be_bytes(eight) << 4) | (hash[9] >> 4) as u64
+}
+
+/// The hash with every byte past its first 64 bits zero: what a compact store keeps.
+#[inline]
+pub fn truncate_hash(hash: &HashBytes) -> HashBytes {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(&hash[..8]);
+    h
 }
 
 /// Writes the record of `hash` with count `code` into `out` (of `record_len(kind)` bytes).
@@ -372,6 +506,8 @@ pub struct Header {
     pub key: crate::key::KeyType,
     /// The login normalisation rule the hashes were made with (0 for passwords).
     pub normalisation: u8,
+    /// What the index keeps of each hash (always `Full` before version 3).
+    pub store: StoreForm,
     /// Filter kind.
     pub filter: FilterKind,
     /// Filter shard bits.
@@ -412,6 +548,7 @@ impl Header {
         b[19] = self.key.code();
         b[20..22].copy_from_slice(&(SectionId::ALL.len() as u16).to_le_bytes());
         b[22] = self.normalisation;
+        b[23] = self.store.code();
         b[24..32].copy_from_slice(&self.hash_count.to_le_bytes());
         b[32..48].copy_from_slice(&self.count_sum.to_le_bytes());
         b[48..56].copy_from_slice(&self.file_len.to_le_bytes());

@@ -34,6 +34,7 @@ pub struct Index {
     filter: ShardedFilter,
     sources: Vec<SourceInfo>,
     record_len: usize,
+    overflow_entry_len: usize,
     overflow_count: u64,
     /// Directory groups already checked, one bit each: record directory, overflow directory.
     checked_groups: [Vec<AtomicU64>; 2],
@@ -50,6 +51,35 @@ impl std::fmt::Debug for Index {
 
 /// The count stored for a record, as found by a lookup.
 pub type Count = u64;
+
+/// What a check of one hash found, in an index of any store form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Not in the index. Certain: filters have no false negatives.
+    Absent,
+    /// In the index, with this count. Exact in a full store; in a compact store, the count of
+    /// the hashes that share the first 64 bits of this one, which for a hash absent from the
+    /// dump happens about once in `2^64 / n` queries.
+    Found(Count),
+    /// A filter-only index's filter holds it: present in the dump, or a false positive at the
+    /// filter's rate ([`Index::false_match_rate`]). There is no count.
+    Possible,
+}
+
+impl Presence {
+    /// Whether the hash is (or may be) in the index: `Found` or `Possible`.
+    pub fn is_hit(self) -> bool {
+        !matches!(self, Presence::Absent)
+    }
+
+    /// The count, for `Found`.
+    pub fn count(self) -> Option<Count> {
+        match self {
+            Presence::Found(c) => Some(c),
+            _ => None,
+        }
+    }
+}
 
 impl Index {
     /// Opens and validates the index at `path` (structure and small sections; [`Index::verify`]
@@ -123,10 +153,23 @@ impl Index {
                 crate::key::NORMALISATION_VERSION
             )));
         }
+        // Before version 3, byte 23 was zero and every store full.
+        let store = StoreForm::from_code(bytes[23])
+            .filter(|s| version >= 3 || *s == StoreForm::Full)
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown store form {} for format version {version}",
+                    bytes[23]
+                ))
+            })?;
+        if store == StoreForm::None && filter == FilterKind::None {
+            return Err(bad(
+                "its header describes an index with neither a store nor a filter".into(),
+            ));
+        }
         if (version == 1 && (key != crate::key::KeyType::Password || normalisation != 0))
             || normalisation != key.normalisation()
             || !key.allows(kind)
-            || bytes[23] != 0
         {
             return Err(bad(format!(
                 "its header describes a {key} index of {} hashes with normalisation rule \
@@ -139,6 +182,7 @@ impl Index {
             kind,
             key,
             normalisation,
+            store,
             filter,
             shard_bits: bytes[18],
             hash_count: read_u64(bytes, 24).unwrap_or(0),
@@ -187,17 +231,22 @@ impl Index {
             prev_end = end.unwrap_or(0);
             sections.push(section);
         }
-        let record_len = record_len(kind);
+        let record_len = store.record_len(kind);
+        let overflow_entry_len = store.overflow_entry_len();
         let section_bytes = |id: SectionId| -> &[u8] {
             let s = &sections[id as usize - 1];
             &bytes[s.offset as usize..(s.offset + s.len) as usize]
         };
         let dir_len = DIRECTORY_LEN as u64;
-        let sizes_ok = sections[0].len == dir_len
-            && sections[1].len == dir_len
-            && header.hash_count.checked_mul(record_len as u64) == Some(sections[2].len)
-            && sections[3].len % OVERFLOW_ENTRY_LEN as u64 == 0
-            && sections[4].len % HUGE_ENTRY_LEN as u64 == 0;
+        let sizes_ok = if store == StoreForm::None {
+            sections[..5].iter().all(|s| s.len == 0)
+        } else {
+            sections[0].len == dir_len
+                && sections[1].len == dir_len
+                && header.hash_count.checked_mul(record_len as u64) == Some(sections[2].len)
+                && sections[3].len % overflow_entry_len as u64 == 0
+                && sections[4].len % HUGE_ENTRY_LEN as u64 == 0
+        };
         if !sizes_ok {
             return Err(bad("section sizes disagree with the header".into()));
         }
@@ -213,7 +262,7 @@ impl Index {
                 )));
             }
         }
-        let overflow_count = sections[3].len / OVERFLOW_ENTRY_LEN as u64;
+        let overflow_count = sections[3].len / overflow_entry_len.max(1) as u64;
         // The directories are checked a group at a time as queries first reach them (see
         // `bucket_records`); `verify` checks them whole.
         let filter = ShardedFilter::parse(
@@ -221,8 +270,16 @@ impl Index {
             bytes[18],
             section_bytes(SectionId::FilterTable),
             section_bytes(SectionId::FilterData),
+            version < 3,
         )
         .map_err(bad)?;
+        if store == StoreForm::None && filter.keys() != header.hash_count {
+            return Err(bad(format!(
+                "the header says {} hashes, the filter holds {} keys",
+                header.hash_count,
+                filter.keys()
+            )));
+        }
         let sources = decode_sources(section_bytes(SectionId::Sources))
             .ok_or_else(|| bad("the sources section is malformed".into()))?;
         Ok(Index {
@@ -232,6 +289,7 @@ impl Index {
             filter,
             sources,
             record_len,
+            overflow_entry_len,
             overflow_count,
             checked_groups: [0, 1].map(|_| (0..GROUPS / 64).map(|_| AtomicU64::new(0)).collect()),
             backing,
@@ -251,6 +309,46 @@ impl Index {
     /// The hash kind.
     pub fn kind(&self) -> HashKind {
         self.header.kind
+    }
+
+    /// What the index keeps of each hash: full hashes, their first 64 bits, or nothing (the
+    /// filter alone).
+    pub fn store_form(&self) -> StoreForm {
+        self.header.store
+    }
+
+    /// The chance that [`Index::probe`] of a hash absent from the dump answers other than
+    /// `Absent`: 0 for a full store (exact), about `n / 2^64` for a compact one, the filter's
+    /// false-positive rate for a filter-only one.
+    pub fn false_match_rate(&self) -> f64 {
+        let truncation = self.header.hash_count as f64 / 2f64.powi(64);
+        match self.header.store {
+            StoreForm::Full => 0.0,
+            StoreForm::Compact => truncation,
+            StoreForm::None => self.filter.kind().false_positive_rate() + truncation,
+        }
+    }
+
+    /// The error for a use that needs full hashes (ranges, and merging into a full store), on
+    /// a compact or filter-only index.
+    pub fn require_full_store(&self, what: &str) -> Result<()> {
+        match self.header.store {
+            StoreForm::Full => Ok(()),
+            form => Err(Error::Invalid(format!(
+                "{}: {what} needs the full hashes, and this index has a {form} store (it was \
+                 built with --store {form}); {what} needs an index built with --store full",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// The error for a lookup with a count on a filter-only index.
+    fn no_store(&self) -> Error {
+        Error::Invalid(format!(
+            "{}: a filter-only index (store none) holds no hashes or counts, only a filter; \
+             use Index::probe, which answers \"possibly present\" or \"absent\"",
+            self.path.display()
+        ))
     }
 
     /// What the hashes are hashes of: passwords, logins or pairs.
@@ -311,6 +409,9 @@ impl Index {
     /// A range of a directory, after checking the directory group it lies in (once).
     #[inline]
     fn directory_range(&self, which: usize, bucket: u32) -> Result<Range<u64>> {
+        if self.header.store == StoreForm::None {
+            return Err(self.no_store());
+        }
         let (id, total) = if which == 0 {
             (SectionId::Buckets, self.header.hash_count)
         } else {
@@ -358,7 +459,18 @@ impl Index {
     #[inline]
     pub(crate) fn overflow_entry(&self, i: u64) -> Option<(u32, std::result::Result<u64, ()>)> {
         let bytes = self.section(SectionId::Overflow);
-        let at = usize::try_from(i).ok()?.checked_mul(OVERFLOW_ENTRY_LEN)?;
+        let at = usize::try_from(i)
+            .ok()?
+            .checked_mul(self.overflow_entry_len)?;
+        if self.overflow_entry_len == COMPACT_OVERFLOW_ENTRY_LEN {
+            let b = bytes.get(at..at.checked_add(4)?)?;
+            let position = u16::from_le_bytes([b[0], b[1]]) as u32;
+            let count = u16::from_le_bytes([b[2], b[3]]);
+            if count != COMPACT_HUGE_MARK {
+                return Some((position, Ok(count as u64)));
+            }
+            return Some((position, self.huge_count(i).ok_or(())));
+        }
         let position = read_u32(bytes, at)?;
         let count = read_u32(bytes, at + 4)?;
         if count != HUGE_MARK {
@@ -406,6 +518,9 @@ impl Index {
     /// Faster than one by one on indexes larger than the caches: the directory entries and
     /// then the records of a group of hashes are requested from memory before any is read.
     pub fn lookup_many(&self, hashes: &[HashBytes], out: &mut Vec<Option<Count>>) -> Result<()> {
+        if self.header.store == StoreForm::None {
+            return Err(self.no_store());
+        }
         const GROUP: usize = 16;
         let dir = self.section(SectionId::Buckets);
         let len = self.record_len;
@@ -519,6 +634,9 @@ impl Index {
     /// Checks many hashes, appending each one's count (or `None`) to `out` in order: the
     /// filter first, then one batched store lookup for the filter's hits.
     pub fn check_many(&self, hashes: &[HashBytes], out: &mut Vec<Option<Count>>) -> Result<()> {
+        if self.header.store == StoreForm::None {
+            return Err(self.no_store());
+        }
         let start = out.len();
         out.resize(start + hashes.len(), None);
         let hits: Vec<usize> = (0..hashes.len())
@@ -533,13 +651,52 @@ impl Index {
         Ok(())
     }
 
-    /// Checks `hash`: the filter first, the store only on a filter hit.
+    /// Checks `hash`: the filter first, the store only on a filter hit. An error on a
+    /// filter-only index, which has no counts: [`Index::probe`] answers for every form.
     #[inline]
     pub fn check(&self, hash: &HashBytes) -> Result<Option<Count>> {
         if !self.filter_contains(hash) {
             return Ok(None);
         }
         self.lookup(hash)
+    }
+
+    /// Checks `hash` in an index of any store form.
+    #[inline]
+    pub fn probe(&self, hash: &HashBytes) -> Result<Presence> {
+        if self.header.store == StoreForm::None {
+            return Ok(if self.filter_contains(hash) {
+                Presence::Possible
+            } else {
+                Presence::Absent
+            });
+        }
+        Ok(match self.check(hash)? {
+            Some(c) => Presence::Found(c),
+            None => Presence::Absent,
+        })
+    }
+
+    /// Checks many hashes in an index of any store form, appending each one's answer to `out`
+    /// in order (batched as [`Index::check_many`] is).
+    pub fn probe_many(&self, hashes: &[HashBytes], out: &mut Vec<Presence>) -> Result<()> {
+        if self.header.store == StoreForm::None {
+            out.extend(hashes.iter().map(|h| {
+                if self.filter_contains(h) {
+                    Presence::Possible
+                } else {
+                    Presence::Absent
+                }
+            }));
+            return Ok(());
+        }
+        let mut counts = Vec::with_capacity(hashes.len());
+        self.check_many(hashes, &mut counts)?;
+        out.extend(counts.into_iter().map(|c| match c {
+            Some(c) => Presence::Found(c),
+            None => Presence::Absent,
+        }));
+        Ok(())
     }
 
     /// Hashes `password` for the index's kind and checks it. An error for bytes that are not

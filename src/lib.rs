@@ -33,9 +33,9 @@ pub use build::{
     build_index, BuildOptions, BuildProgress, BuildSummary, BuildTimings, InputFormat, NoProgress,
 };
 pub use error::{Error, Result};
-pub use format::FilterKind;
+pub use format::{FilterKind, StoreForm};
 pub use hash::{HashBytes, HashKind};
-pub use index::Index;
+pub use index::{Count, Index, Presence};
 pub use key::KeyType;
 pub use verify::{IndexInfo, VerifyReport};
 pub use writer::{IndexSummary, IndexWriter, SourceInfo};

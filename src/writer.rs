@@ -192,6 +192,11 @@ pub struct IndexWriter {
     kind: HashKind,
     key: KeyType,
     filter: FilterKind,
+    store: StoreForm,
+    /// Bytes per record of the store form.
+    record_len: usize,
+    /// For a filter-only index: the filter being built as the keys stream by.
+    streamed: Option<StreamedFilter>,
     target: PathBuf,
     temp: Option<tempfile::NamedTempFile>,
     temp_path: PathBuf,
@@ -230,6 +235,9 @@ impl IndexWriter {
             kind,
             key: KeyType::Password,
             filter,
+            store: StoreForm::Full,
+            record_len: StoreForm::Full.record_len(kind),
+            streamed: None,
             target: target.to_path_buf(),
             temp: Some(temp),
             temp_path,
@@ -271,6 +279,44 @@ impl IndexWriter {
         self.key
     }
 
+    /// Sets what the index keeps of each hash (full unless set), before the first entry.
+    /// `memory`: for a filter-only index, the bytes of keys it may hold before it commits to
+    /// 4,096 filter shards and builds them as the keys stream by (past that point the entries
+    /// can no longer be given back by [`IndexWriter::into_entries`]).
+    pub fn set_store(&mut self, store: StoreForm, memory: u64) -> Result<()> {
+        if self.records_written > 0 || self.pending_entry.is_some() {
+            return Err(Error::Invalid(
+                "internal error: the store form is set after entries".into(),
+            ));
+        }
+        if store == StoreForm::None && self.filter == FilterKind::None {
+            return Err(Error::Invalid(
+                "an index without a store needs a filter: --store none cannot go with \
+                 --filter none"
+                    .into(),
+            ));
+        }
+        self.store = store;
+        self.record_len = store.record_len(self.kind);
+        if store == StoreForm::None {
+            let io = |e| Error::io(&self.temp_path, "cannot write", e);
+            let mut file = self.records.file.try_clone().map_err(io)?;
+            file.seek(SeekFrom::Start(SECTIONS_START as u64))
+                .map_err(io)?;
+            self.records = CrcWriter::at(file, SECTIONS_START as u64, true);
+            let limit = (memory / 16).clamp(1 << 16, usize::MAX as u64 / 2) as usize;
+            self.streamed = Some(StreamedFilter::new(self.filter, limit));
+        } else {
+            self.streamed = None;
+        }
+        Ok(())
+    }
+
+    /// What the index keeps of each hash.
+    pub fn store(&self) -> StoreForm {
+        self.store
+    }
+
     /// Records an input in the index's list of sources.
     pub fn add_source(&mut self, source: SourceInfo) {
         self.sources.push(source);
@@ -278,7 +324,12 @@ impl IndexWriter {
 
     /// Adds an entry. Entries must come in non-decreasing hash order; equal hashes are
     /// merged by summing their counts. An entry out of order is refused with `Ok(Err(_))`.
-    pub fn push(&mut self, entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
+    /// For compact and filter-only indexes, hashes that agree in their first 64 bits count as
+    /// equal.
+    pub fn push(&mut self, mut entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
+        if self.store != StoreForm::Full {
+            entry.hash = truncate_hash(&entry.hash);
+        }
         if let Some(pending) = &mut self.pending_entry {
             let order = crate::hash::compare_hashes(&entry.hash, &pending.hash);
             if order.is_eq() {
@@ -302,6 +353,12 @@ impl IndexWriter {
     }
 
     fn emit(&mut self, entry: Entry) -> Result<()> {
+        if let Some(streamed) = &mut self.streamed {
+            streamed.push(filter_key(&entry.hash), entry.count, &mut self.records)?;
+            self.records_written += 1;
+            self.count_sum += entry.count as u128;
+            return Ok(());
+        }
         let bucket = prefix_of(&entry.hash) as usize;
         if bucket >= self.next_bucket {
             for b in self.next_bucket..=bucket {
@@ -319,9 +376,12 @@ impl IndexWriter {
         };
         const SHA1_RECORD: usize = record_len(HashKind::Sha1);
         const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
-        match self.kind {
-            HashKind::Sha1 => self.records.write_record::<SHA1_RECORD>(&entry.hash, code),
-            HashKind::Ntlm => self.records.write_record::<NTLM_RECORD>(&entry.hash, code),
+        match (self.store, self.kind) {
+            (StoreForm::Compact, _) => self
+                .records
+                .write_record::<COMPACT_RECORD_LEN>(&entry.hash, code),
+            (_, HashKind::Sha1) => self.records.write_record::<SHA1_RECORD>(&entry.hash, code),
+            (_, HashKind::Ntlm) => self.records.write_record::<NTLM_RECORD>(&entry.hash, code),
         }
         .map_err(|e| Error::io(&self.temp_path, "cannot write", e))?;
         self.records_written += 1;
@@ -332,6 +392,9 @@ impl IndexWriter {
     }
 
     fn write_overflow(&mut self, bucket: usize, count: u64) -> Result<()> {
+        if self.store == StoreForm::Compact {
+            return self.write_compact_overflow(bucket, count);
+        }
         let position = u32::try_from(self.position_in_bucket).map_err(|_| {
             Error::Invalid(format!(
                 "range {bucket:05X} holds more than 2^32 hashes, more than the format allows"
@@ -356,16 +419,65 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// An overflow entry of a compact store: a 16-bit position and count.
+    fn write_compact_overflow(&mut self, bucket: usize, count: u64) -> Result<()> {
+        let position = u16::try_from(self.position_in_bucket).map_err(|_| {
+            Error::Invalid(format!(
+                "range {bucket:05X} holds more than 65,536 hashes, more than a compact store \
+                 allows (about 6e10 hashes in all); build --store full or --store none"
+            ))
+        })?;
+        let small = match u16::try_from(count) {
+            Ok(c) if c != COMPACT_HUGE_MARK => c,
+            _ => {
+                self.huge
+                    .extend_from_slice(&self.overflow_written.to_le_bytes());
+                self.huge.extend_from_slice(&count.to_le_bytes());
+                COMPACT_HUGE_MARK
+            }
+        };
+        let mut e = [0u8; COMPACT_OVERFLOW_ENTRY_LEN];
+        e[..2].copy_from_slice(&position.to_le_bytes());
+        e[2..].copy_from_slice(&small.to_le_bytes());
+        self.overflow
+            .write(&e)
+            .map_err(|err| Error::io(&self.temp_path, "cannot write", err))?;
+        self.overflow_written += 1;
+        Ok(())
+    }
+
     /// Gives back every entry written so far, in order, and removes the unfinished file: for a
-    /// build that finds its input out of order after streaming part of it.
+    /// build that finds its input out of order after streaming part of it. The entries of a
+    /// compact or filter-only index come back cut to their first 64 bits; a filter-only index
+    /// that has started building its filter cannot give them back and says so.
     pub fn into_entries(mut self, sink: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
+        if let Some(streamed) = self.streamed.take() {
+            let held = streamed.into_held().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the input is out of order after {} hashes. A filter-only index (--store \
+                     none) of more hashes than its memory holds is built as they stream by, \
+                     which needs input sorted by hash: sort it, give the build more --memory, \
+                     or build --store compact and `leakdex shrink` it",
+                    self.records_written
+                ))
+            })?;
+            for (key, count) in held {
+                let mut hash = [0u8; 20];
+                hash[..8].copy_from_slice(&key.to_be_bytes());
+                sink(Entry { hash, count })?;
+            }
+            if let Some(last) = self.pending_entry.take() {
+                sink(last)?;
+            }
+            return Ok(());
+        }
         let temp_path = self.temp_path.clone();
         let io = |e| Error::io(&temp_path, "cannot read back", e);
         self.records.flush().map_err(io)?;
         self.overflow.flush().map_err(io)?;
         let map = MappedFile::from_file(&self.records.file, &temp_path)?;
         let overflow = MappedFile::from_file(&self.overflow.file, &temp_path)?;
-        let len = record_len(self.kind);
+        let len = self.record_len;
         let start = records_offset() as usize;
         let records = if self.records_written == 0 {
             &[][..]
@@ -393,10 +505,22 @@ impl IndexWriter {
                 let count = if code < OVERFLOW_CODE {
                     code as u64
                 } else {
-                    let at = next_overflow as usize * OVERFLOW_ENTRY_LEN;
-                    let small = read_u32(overflow.bytes(), at + 4)
-                        .ok_or_else(|| io(std::io::Error::other("short overflow file")))?;
-                    let count = if small == HUGE_MARK {
+                    let short = || io(std::io::Error::other("short overflow file"));
+                    let (small, huge_mark) = if self.store == StoreForm::Compact {
+                        let at = next_overflow as usize * COMPACT_OVERFLOW_ENTRY_LEN;
+                        let b = overflow.bytes().get(at + 2..at + 4).ok_or_else(short)?;
+                        (
+                            u16::from_le_bytes([b[0], b[1]]) as u32,
+                            COMPACT_HUGE_MARK as u32,
+                        )
+                    } else {
+                        let at = next_overflow as usize * OVERFLOW_ENTRY_LEN;
+                        (
+                            read_u32(overflow.bytes(), at + 4).ok_or_else(short)?,
+                            HUGE_MARK,
+                        )
+                    };
+                    let count = if small == huge_mark {
                         huge.iter()
                             .find(|(i, _)| *i == next_overflow)
                             .map(|(_, c)| *c)
@@ -418,7 +542,18 @@ impl IndexWriter {
 
     /// Builds the filter, writes the remaining parts, syncs the file and renames it into
     /// place.
-    pub fn finish(mut self, progress: &dyn BuildProgress) -> Result<IndexSummary> {
+    pub fn finish(self, progress: &dyn BuildProgress) -> Result<IndexSummary> {
+        self.finish_with_filter(progress, None)
+    }
+
+    /// As [`IndexWriter::finish`], but with `reuse` takes the filter as it is from another
+    /// index of the same filter kind whose filter keys are exactly this index's (format
+    /// version 3), rather than building it. A filter-only index then needs no entries at all.
+    pub fn finish_with_filter(
+        mut self,
+        progress: &dyn BuildProgress,
+        reuse: Option<ReusedFilter<'_>>,
+    ) -> Result<IndexSummary> {
         if let Some(last) = self.pending_entry.take() {
             self.emit(last)?;
         }
@@ -428,98 +563,186 @@ impl IndexWriter {
         }
         let temp_path = self.temp_path.clone();
         let io = |e| Error::io(&temp_path, "cannot write", e);
-        let too_big = |group: usize| {
-            Error::Invalid(format!(
-                "more than 2^32 hashes share the prefixes {:03X}xx, more than the format allows",
-                group
-            ))
+        if let Some(r) = &reuse {
+            if r.kind != self.filter {
+                return Err(Error::Invalid(
+                    "internal error: a reused filter of another kind".into(),
+                ));
+            }
+        }
+        let build_error = |e| match e {
+            FilterBuildError::Io(e) => io(e),
+            FilterBuildError::Build(m) => Error::Invalid(m),
         };
-        let buckets_bytes = encode_directory(&self.bucket_starts).map_err(too_big)?;
-        let overflow_dir_bytes = encode_directory(&self.overflow_starts).map_err(too_big)?;
 
         let mut sections = Vec::with_capacity(SectionId::ALL.len());
         let mut offset = SECTIONS_START as u64;
-        for (id, bytes) in [
-            (SectionId::Buckets, &buckets_bytes),
-            (SectionId::OverflowDir, &overflow_dir_bytes),
-        ] {
+        let (front_dirs, shard_bits, table, data_crc, data_start, hashes) = if self.store
+            == StoreForm::None
+        {
+            // No store: five empty sections, then the filter from the start of the data.
+            for id in &SectionId::ALL[..5] {
+                sections.push(Section {
+                    id: *id,
+                    offset,
+                    len: 0,
+                    crc: 0,
+                });
+            }
+            let streamed = self.streamed.take().expect("a filter-only writer streams");
+            let (shard_bits, table, data_crc, hashes) = match reuse {
+                Some(r) => {
+                    let crc = copy_filter(r.data, &mut self.records).map_err(io)?;
+                    (r.shard_bits, r.table.to_vec(), crc, r.keys)
+                }
+                None => {
+                    let hashes = self.records_written;
+                    let (bits, table, crc) = streamed
+                        .finish(&mut self.records, progress)
+                        .map_err(build_error)?;
+                    (bits, table, crc, hashes)
+                }
+            };
+            (Vec::new(), shard_bits, table, data_crc, 0u64, hashes)
+        } else {
+            let too_big = |group: usize| {
+                Error::Invalid(format!(
+                    "more than 2^32 hashes share the prefixes {:03X}xx, more than the format \
+                     allows",
+                    group
+                ))
+            };
+            let buckets_bytes = encode_directory(&self.bucket_starts).map_err(too_big)?;
+            let overflow_dir_bytes = encode_directory(&self.overflow_starts).map_err(too_big)?;
+            for (id, bytes) in [
+                (SectionId::Buckets, &buckets_bytes),
+                (SectionId::OverflowDir, &overflow_dir_bytes),
+            ] {
+                sections.push(Section {
+                    id,
+                    offset,
+                    len: bytes.len() as u64,
+                    crc: crc32fast::hash(bytes),
+                });
+                offset = align8(offset + bytes.len() as u64);
+            }
+            debug_assert_eq!(offset, records_offset());
+            let out = &mut self.records;
             sections.push(Section {
-                id,
+                id: SectionId::Records,
                 offset,
-                len: bytes.len() as u64,
-                crc: crc32fast::hash(bytes),
+                len: out.len,
+                crc: out.crc().map_err(io)?,
             });
-            offset = align8(offset + bytes.len() as u64);
-        }
-        debug_assert_eq!(offset, records_offset());
-        let out = &mut self.records;
-        sections.push(Section {
-            id: SectionId::Records,
-            offset,
-            len: out.len,
-            crc: out.crc().map_err(io)?,
-        });
-        out.pad_to_8().map_err(io)?;
-        offset += out.len;
+            out.pad_to_8().map_err(io)?;
+            offset += out.len;
 
-        let overflow_crc = self.overflow.crc().map_err(io)?;
-        let overflow_len = copy_scratch(&mut self.overflow, out).map_err(io)?;
-        append_scratch_section(
-            &mut sections,
-            SectionId::Overflow,
-            overflow_crc,
-            overflow_len,
-            &mut offset,
-        );
-        out.pad_to_8().map_err(io)?;
-        append_memory_section(
-            &mut sections,
-            SectionId::HugeCounts,
-            &self.huge,
-            out,
-            &mut offset,
-        )
-        .map_err(io)?;
-
-        // The filter, built from the records just written, now that their number is known.
-        let shard_bits = if self.filter == FilterKind::None {
-            0
-        } else {
-            shard_bits_for(self.records_written)
-        };
-        out.flush().map_err(io)?;
-        let map = MappedFile::from_file(&out.file, &temp_path)?;
-        let start = records_offset() as usize;
-        let end = start + self.records_written as usize * record_len(self.kind);
-        let records = if start == end {
-            Some(&[][..])
-        } else {
-            map.bytes().get(start..end)
-        };
-        let records = records.ok_or_else(|| {
-            Error::io(
-                &temp_path,
-                "cannot read back",
-                std::io::Error::other("short file"),
+            let overflow_crc = self.overflow.crc().map_err(io)?;
+            let overflow_len = copy_scratch(&mut self.overflow, out).map_err(io)?;
+            append_scratch_section(
+                &mut sections,
+                SectionId::Overflow,
+                overflow_crc,
+                overflow_len,
+                &mut offset,
+            );
+            out.pad_to_8().map_err(io)?;
+            append_memory_section(
+                &mut sections,
+                SectionId::HugeCounts,
+                &self.huge,
+                out,
+                &mut offset,
             )
-        })?;
-        let data_start = out.len;
-        let store = WrittenStore {
-            kind: self.filter,
-            shard_bits,
-            record_len: record_len(self.kind),
-            records,
-            bucket_starts: &self.bucket_starts,
+            .map_err(io)?;
+
+            let data_start = out.len;
+            let (shard_bits, table, data_crc) = match reuse {
+                Some(r) => {
+                    let crc = copy_filter(r.data, out).map_err(io)?;
+                    (r.shard_bits, r.table.to_vec(), crc)
+                }
+                None => {
+                    // The filter, built from the records just written, now that their number
+                    // is known.
+                    let shard_bits = if self.filter == FilterKind::None {
+                        0
+                    } else {
+                        shard_bits_for(self.records_written)
+                    };
+                    out.flush().map_err(io)?;
+                    let map = MappedFile::from_file(&out.file, &temp_path)?;
+                    let start = records_offset() as usize;
+                    let end = start + self.records_written as usize * self.record_len;
+                    let records = if start == end {
+                        Some(&[][..])
+                    } else {
+                        map.bytes().get(start..end)
+                    };
+                    let records = records.ok_or_else(|| {
+                        Error::io(
+                            &temp_path,
+                            "cannot read back",
+                            std::io::Error::other("short file"),
+                        )
+                    })?;
+                    let record_len = self.record_len;
+                    let starts = &self.bucket_starts;
+                    let buckets_per_shard = BUCKETS >> shard_bits;
+                    let keys_of = |shard: usize| {
+                        let first = shard * buckets_per_shard;
+                        let last = first + buckets_per_shard;
+                        let mut keys = Vec::with_capacity((starts[last] - starts[first]) as usize);
+                        for bucket in first..last {
+                            let (a, b) = (starts[bucket] as usize, starts[bucket + 1] as usize);
+                            for rec in
+                                records[a * record_len..b * record_len].chunks_exact(record_len)
+                            {
+                                keys.push(filter_key(&record_hash(bucket as u32, rec)));
+                            }
+                        }
+                        keys
+                    };
+                    let release = |first: usize, end: usize| {
+                        let lo = starts[first * buckets_per_shard] as usize * record_len;
+                        let hi = starts[end * buckets_per_shard] as usize * record_len;
+                        map.release(lo + start..hi + start)
+                    };
+                    progress.phase("building filter", records.len() as u64);
+                    let (table, crc) = build_filter(
+                        self.filter,
+                        shard_bits,
+                        &keys_of,
+                        &|shard: usize| {
+                            let (a, b) = (
+                                starts[shard * buckets_per_shard],
+                                starts[(shard + 1) * buckets_per_shard],
+                            );
+                            (b - a) * record_len as u64
+                        },
+                        out,
+                        progress,
+                        &release,
+                    )
+                    .map_err(build_error)?;
+                    (shard_bits, table, crc)
+                }
+            };
+            let mut front_dirs = Vec::new();
+            front_dirs.extend_from_slice(&buckets_bytes);
+            front_dirs.resize(align8(front_dirs.len() as u64) as usize, 0);
+            front_dirs.extend_from_slice(&overflow_dir_bytes);
+            front_dirs.resize(align8(front_dirs.len() as u64) as usize, 0);
+            (
+                front_dirs,
+                shard_bits,
+                table,
+                data_crc,
+                data_start,
+                self.records_written,
+            )
         };
-        let (table, data_crc) =
-            build_filter(&store, out, progress, &|r: std::ops::Range<usize>| {
-                map.release(r.start + start..r.end + start)
-            })
-            .map_err(|e| match e {
-                FilterBuildError::Io(e) => io(e),
-                FilterBuildError::Build(m) => Error::Invalid(m),
-            })?;
-        drop(map);
+        let out = &mut self.records;
         let data_len = out.len - data_start;
         append_scratch_section(
             &mut sections,
@@ -546,6 +769,10 @@ impl IndexWriter {
         });
         out.write(&sources).map_err(io)?;
         let file_len = offset + sources.len() as u64;
+        let count_sum = match reuse {
+            Some(r) if self.store == StoreForm::None => r.count_sum,
+            _ => self.count_sum,
+        };
 
         let table = encode_sections(&sections);
         let header = Header {
@@ -553,23 +780,21 @@ impl IndexWriter {
             kind: self.kind,
             key: self.key,
             normalisation: self.key.normalisation(),
+            store: self.store,
             filter: self.filter,
             shard_bits,
-            hash_count: self.records_written,
-            count_sum: self.count_sum,
+            hash_count: hashes,
+            count_sum,
             file_len,
             table_crc: crc32fast::hash(&table),
         };
         out.flush().map_err(io)?;
         let file = &mut out.file;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let mut front = Vec::with_capacity(records_offset() as usize);
+        let mut front = Vec::with_capacity(SECTIONS_START + front_dirs.len());
         front.extend_from_slice(&header.encode());
         front.extend_from_slice(&table);
-        front.extend_from_slice(&buckets_bytes);
-        front.resize(align8(front.len() as u64) as usize, 0);
-        front.extend_from_slice(&overflow_dir_bytes);
-        front.resize(align8(front.len() as u64) as usize, 0);
+        front.extend_from_slice(&front_dirs);
         file.write_all(&front).map_err(io)?;
         file.set_len(file_len).map_err(io)?;
         file.sync_all().map_err(io)?;
@@ -578,20 +803,37 @@ impl IndexWriter {
         persist_beside(temp, &self.target)?;
         Ok(IndexSummary {
             kind: self.kind,
-            hashes: self.records_written,
-            count_sum: self.count_sum,
+            store: self.store,
+            hashes,
+            count_sum,
             file_len,
         })
     }
 }
 
-/// The records written so far, read back to build the filter from.
-struct WrittenStore<'a> {
-    kind: FilterKind,
-    shard_bits: u8,
-    record_len: usize,
-    records: &'a [u8],
-    bucket_starts: &'a [u64],
+/// A filter taken whole from another index by [`IndexWriter::finish_with_filter`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReusedFilter<'a> {
+    /// Its kind.
+    pub kind: FilterKind,
+    /// Its shard bits.
+    pub shard_bits: u8,
+    /// Its `FILTER_TABLE` section.
+    pub table: &'a [u8],
+    /// Its `FILTER_DATA` section.
+    pub data: &'a [u8],
+    /// Its keys (the hashes of a filter-only index made with it).
+    pub keys: u64,
+    /// The count sum of the index it comes from (that of a filter-only index made with it).
+    pub count_sum: u128,
+}
+
+/// Appends a reused filter's fingerprints; returns their CRC.
+fn copy_filter(data: &[u8], out: &mut CrcWriter) -> std::io::Result<u32> {
+    for chunk in data.chunks(WRITE_CHUNK) {
+        out.write(chunk)?;
+    }
+    Ok(crc32fast::hash(data))
 }
 
 enum FilterBuildError {
@@ -599,72 +841,277 @@ enum FilterBuildError {
     Build(String),
 }
 
-/// Builds each shard's filter from its records, a batch of shards in parallel, and appends
-/// the fingerprints to `out`. Returns the filter table and the CRC of the fingerprints.
+/// Builds each shard's filter from its keys (`keys_of(shard)`, in order), a batch of shards in
+/// parallel, and appends the fingerprints to `out`. `weight(shard)` is the progress it makes;
+/// `release(first, end)` is told when shards `first..end` are done. Returns the filter table
+/// and the CRC of the fingerprints.
 fn build_filter(
-    store: &WrittenStore,
+    kind: FilterKind,
+    shard_bits: u8,
+    keys_of: &(dyn Fn(usize) -> Vec<u64> + Sync),
+    weight: &(dyn Fn(usize) -> u64 + Sync),
     out: &mut CrcWriter,
     progress: &dyn BuildProgress,
-    release: &dyn Fn(std::ops::Range<usize>),
+    release: &dyn Fn(usize, usize),
 ) -> std::result::Result<(Vec<u8>, u32), FilterBuildError> {
-    let WrittenStore {
-        kind,
-        shard_bits,
-        record_len,
-        records,
-        bucket_starts,
-    } = *store;
     let mut table = Vec::new();
     let mut crc = crc32fast::Hasher::new();
     if kind == FilterKind::None {
         return Ok((table, crc.finalize()));
     }
-    progress.phase("building filter", records.len() as u64);
     let shards = 1usize << shard_bits;
-    let buckets_per_shard = BUCKETS >> shard_bits;
     let shard_ids: Vec<usize> = (0..shards).collect();
     let data_start = out.len;
     for batch in shard_ids.chunks(rayon::current_num_threads().max(1)) {
         let built: Vec<std::result::Result<BuiltShard, String>> = batch
             .par_iter()
             .map(|&shard| {
-                let first = shard * buckets_per_shard;
-                let last = first + buckets_per_shard;
-                let (lo, hi) = (bucket_starts[first] as usize, bucket_starts[last] as usize);
-                let mut keys = Vec::with_capacity(hi - lo);
-                for bucket in first..last {
-                    let (a, b) = (
-                        bucket_starts[bucket] as usize,
-                        bucket_starts[bucket + 1] as usize,
-                    );
-                    for rec in records[a * record_len..b * record_len].chunks_exact(record_len) {
-                        keys.push(filter_key(&record_hash(bucket as u32, rec)));
-                    }
-                }
+                let mut keys = keys_of(shard);
                 let result = build_shard(kind, &mut keys);
-                progress.advance(((hi - lo) * record_len) as u64, 0);
+                progress.advance(weight(shard), 0);
                 result
             })
             .collect();
         if let (Some(&first), Some(&last)) = (batch.first(), batch.last()) {
-            let lo = bucket_starts[first * buckets_per_shard] as usize * record_len;
-            let hi = bucket_starts[(last + 1) * buckets_per_shard] as usize * record_len;
-            release(lo..hi);
+            release(first, last + 1);
         }
         for (&shard, result) in batch.iter().zip(built) {
             let shard_filter = result.map_err(|e| {
                 FilterBuildError::Build(format!("building the filter of shard {shard} failed: {e}"))
             })?;
-            encode_shard_entry(&shard_filter, out.len - data_start, &mut table);
-            crc.update(&shard_filter.bytes);
-            out.write(&shard_filter.bytes)
+            append_shard(&shard_filter, out, data_start, &mut table, &mut crc)
                 .map_err(FilterBuildError::Io)?;
-            let pad = (align8(out.len - data_start) - (out.len - data_start)) as usize;
-            crc.update(&[0u8; 8][..pad]);
-            out.write(&[0u8; 8][..pad]).map_err(FilterBuildError::Io)?;
         }
     }
     Ok((table, crc.finalize()))
+}
+
+/// Appends one built shard's fingerprints (padded to 8 bytes) and its table entry.
+fn append_shard(
+    shard: &BuiltShard,
+    out: &mut CrcWriter,
+    data_start: u64,
+    table: &mut Vec<u8>,
+    crc: &mut crc32fast::Hasher,
+) -> std::io::Result<()> {
+    encode_shard_entry(shard, out.len - data_start, table);
+    crc.update(&shard.bytes);
+    out.write(&shard.bytes)?;
+    let pad = (align8(out.len - data_start) - (out.len - data_start)) as usize;
+    crc.update(&[0u8; 8][..pad]);
+    out.write(&[0u8; 8][..pad])
+}
+
+/// The filter of a filter-only index. Keys (with their counts, so that they can be given
+/// back) are held until the stream ends, which then picks the shard bits as a store's build
+/// would; a stream longer than the limit commits to 4,096 shards and from then on hands each
+/// shard, as soon as the sorted keys have passed it, to a thread that builds it and appends
+/// its fingerprints to the index.
+struct StreamedFilter {
+    kind: FilterKind,
+    held: Vec<(u64, u64)>,
+    limit: usize,
+    committed: Option<Committed>,
+}
+
+type ShardJob = (usize, Vec<u64>);
+type BuiltFilter = (CrcWriter, Vec<u8>, u32);
+
+struct Committed {
+    /// The shard whose keys are arriving.
+    shard: usize,
+    keys: Vec<u64>,
+    jobs: Option<std::sync::mpsc::SyncSender<ShardJob>>,
+    worker: Option<std::thread::JoinHandle<std::result::Result<BuiltFilter, FilterBuildError>>>,
+}
+
+impl StreamedFilter {
+    fn new(kind: FilterKind, limit: usize) -> StreamedFilter {
+        StreamedFilter {
+            kind,
+            held: Vec::new(),
+            limit,
+            committed: None,
+        }
+    }
+
+    /// The held keys and counts, unless the filter has begun to be built.
+    fn into_held(self) -> Option<Vec<(u64, u64)>> {
+        self.committed.is_none().then_some(self.held)
+    }
+
+    fn push(&mut self, key: u64, count: u64, out: &mut CrcWriter) -> Result<()> {
+        match &mut self.committed {
+            Some(c) => c.push(key),
+            None => {
+                self.held.push((key, count));
+                if self.held.len() >= self.limit {
+                    self.commit(out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the building thread, which takes over `out`, and hands it the held keys.
+    fn commit(&mut self, out: &mut CrcWriter) -> Result<()> {
+        let file = out
+            .file
+            .try_clone()
+            .map_err(|e| Error::Invalid(format!("cannot write the index: {e}")))?;
+        let taken = std::mem::replace(out, CrcWriter::new(file));
+        let (jobs, receive) = std::sync::mpsc::sync_channel::<ShardJob>(1);
+        let kind = self.kind;
+        let worker = std::thread::Builder::new()
+            .name("leakdex-filter".into())
+            .spawn(move || {
+                let mut out = taken;
+                let mut table = Vec::with_capacity((1 << MAX_SHARD_BITS) * SHARD_ENTRY_LEN);
+                let mut crc = crc32fast::Hasher::new();
+                let mut next = 0usize;
+                let empty = BuiltShard::default();
+                for (shard, mut keys) in receive {
+                    while next < shard {
+                        append_shard(&empty, &mut out, 0, &mut table, &mut crc)
+                            .map_err(FilterBuildError::Io)?;
+                        next += 1;
+                    }
+                    let built = build_shard(kind, &mut keys).map_err(|e| {
+                        FilterBuildError::Build(format!(
+                            "building the filter of shard {shard} failed: {e}"
+                        ))
+                    })?;
+                    drop(keys);
+                    append_shard(&built, &mut out, 0, &mut table, &mut crc)
+                        .map_err(FilterBuildError::Io)?;
+                    next = shard + 1;
+                }
+                while next < 1 << MAX_SHARD_BITS {
+                    append_shard(&empty, &mut out, 0, &mut table, &mut crc)
+                        .map_err(FilterBuildError::Io)?;
+                    next += 1;
+                }
+                Ok((out, table, crc.finalize()))
+            })
+            .map_err(|e| Error::Invalid(format!("cannot start the filter thread: {e}")))?;
+        let mut committed = Committed {
+            shard: 0,
+            keys: Vec::new(),
+            jobs: Some(jobs),
+            worker: Some(worker),
+        };
+        for (key, _) in std::mem::take(&mut self.held) {
+            committed.push(key)?;
+        }
+        self.committed = Some(committed);
+        Ok(())
+    }
+
+    /// Builds what is left; returns the shard bits, the table and the CRC of the fingerprints.
+    fn finish(
+        self,
+        out: &mut CrcWriter,
+        progress: &dyn BuildProgress,
+    ) -> std::result::Result<(u8, Vec<u8>, u32), FilterBuildError> {
+        match self.committed {
+            Some(mut c) => {
+                let (written, table, crc) = c.join()?;
+                *out = written;
+                Ok((MAX_SHARD_BITS, table, crc))
+            }
+            None => {
+                let held = self.held;
+                let shard_bits = shard_bits_for(held.len() as u64);
+                let shards = 1usize << shard_bits;
+                let shard_of_key = |k: u64| {
+                    if shard_bits == 0 {
+                        0
+                    } else {
+                        (k >> (64 - shard_bits)) as usize
+                    }
+                };
+                let mut bounds: Vec<usize> = (0..shards)
+                    .map(|shard| held.partition_point(|&(k, _)| shard_of_key(k) < shard))
+                    .collect();
+                bounds.push(held.len());
+                progress.phase("building filter", held.len() as u64 * 8);
+                let keys_of = |shard: usize| -> Vec<u64> {
+                    held[bounds[shard]..bounds[shard + 1]]
+                        .iter()
+                        .map(|&(k, _)| k)
+                        .collect()
+                };
+                let weight = |shard: usize| ((bounds[shard + 1] - bounds[shard]) * 8) as u64;
+                let (table, crc) = build_filter(
+                    self.kind,
+                    shard_bits,
+                    &keys_of,
+                    &weight,
+                    out,
+                    progress,
+                    &|_, _| {},
+                )?;
+                Ok((shard_bits, table, crc))
+            }
+        }
+    }
+}
+
+impl Committed {
+    #[inline]
+    fn push(&mut self, key: u64) -> Result<()> {
+        let shard = (key >> (64 - MAX_SHARD_BITS)) as usize;
+        if shard != self.shard {
+            self.send()?;
+            self.shard = shard;
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// Hands the current shard's keys to the building thread.
+    fn send(&mut self) -> Result<()> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let capacity = self.keys.len() + self.keys.len() / 8;
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(capacity));
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send((self.shard, keys)).is_ok());
+        if !sent {
+            // The thread stopped: its error says why.
+            return match self.join() {
+                Err(FilterBuildError::Io(e)) => Err(Error::Invalid(format!(
+                    "cannot write the index's filter: {e}"
+                ))),
+                Err(FilterBuildError::Build(m)) => Err(Error::Invalid(m)),
+                Ok(_) => Err(Error::Invalid(
+                    "internal error: the filter thread stopped early".into(),
+                )),
+            };
+        }
+        Ok(())
+    }
+
+    /// Sends the last shard, waits for the thread and takes back the index file.
+    fn join(&mut self) -> std::result::Result<BuiltFilter, FilterBuildError> {
+        if self.jobs.is_some() && !self.keys.is_empty() {
+            let keys = std::mem::take(&mut self.keys);
+            if let Some(jobs) = &self.jobs {
+                let _ = jobs.send((self.shard, keys));
+            }
+        }
+        self.jobs = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(FilterBuildError::Build("the filter thread panicked".into())),
+            None => Err(FilterBuildError::Build(
+                "internal error: the filter thread is gone".into(),
+            )),
+        }
+    }
 }
 
 /// Copies a scratch file's contents to `out` (the caller takes the scratch file's CRC).
@@ -725,6 +1172,8 @@ fn append_scratch_section(
 pub struct IndexSummary {
     /// Hash kind.
     pub kind: HashKind,
+    /// What the index keeps of each hash.
+    pub store: StoreForm,
     /// Distinct hashes.
     pub hashes: u64,
     /// Sum of counts.

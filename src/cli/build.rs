@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakdex::build::parse_size;
 use leakdex::sys::StopSignals;
 use leakdex::{
-    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat, KeyType,
+    build_index, BuildOptions, BuildProgress, FilterKind, HashKind, InputFormat, KeyType, StoreForm,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -98,6 +98,13 @@ pub struct CommonBuildArgs {
     /// bits/hash, 0.0015%) or none.
     #[arg(long, default_value = "fuse8")]
     filter: FilterKind,
+    /// What to keep of each hash besides the filter: full (whole hashes and counts, about
+    /// 18.7 bytes per SHA-1 hash; exact, and needed for `range` and `serve`), compact (the
+    /// first 64 bits and the count, about 6.4 bytes per hash; counts, and a false match about
+    /// once in 2^64/n queries) or none (the filter alone: "possibly present" at the filter's
+    /// false-positive rate, or "absent"; no counts; needs --filter fuse8 or fuse16).
+    #[arg(long, default_value = "full")]
+    store: StoreForm,
     /// What the lines hold: hashes; passwords (one plaintext password per line, each hashed
     /// into the index's kind, --kind defaulting to sha1); combo (`LOGIN:PASSWORD` lines, split
     /// at the first `:`, lines that start with a URL left out); or ulp (stealer logs:
@@ -212,6 +219,7 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
     let options = BuildOptions {
         kind: args.kind,
         filter: args.filter,
+        store: args.store,
         input: args.input,
         key: args.key,
         memory_limit: args.memory,
@@ -276,11 +284,16 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
     if !args.quiet {
         let index = &summary.index;
         eprintln!(
-            "wrote {}: {} {} {}, counts summing to {}, {} bytes, in {:.2} s{}",
+            "wrote {}: {} {} {}{}, counts summing to {}, {} bytes, in {:.2} s{}",
             args.output.display(),
             super::grouped(index.hashes),
             index.kind.display_name(),
             if index.hashes == 1 { "hash" } else { "hashes" },
+            match index.store {
+                StoreForm::Full => "",
+                StoreForm::Compact => " (compact store: first 64 bits)",
+                StoreForm::None => " (filter only)",
+            },
             super::grouped(index.count_sum),
             super::grouped(index.file_len),
             started.elapsed().as_secs_f64(),

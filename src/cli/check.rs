@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
-use leakdex::{HashBytes, Index, KeyType};
+use leakdex::{HashBytes, Index, KeyType, Presence, StoreForm};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -22,13 +22,20 @@ use std::path::PathBuf;
 /// the password (not). Prints `HASH:COUNT` per item in input order (count 0 when absent) or,
 /// with --json, `{"line": N, "hash": "...", "count": C}`; never the password, nor the login.
 ///
+/// A compact index (`build --store compact`) prints counts the same way, and adds
+/// `"exact": false` in JSON: a count is that of the hashes sharing the item's first 64 bits.
+/// A filter-only index (`--store none`) has no counts: it prints `HASH:?` for a possible hit
+/// and `HASH:0` for a miss (JSON: `"count": null, "found": true` or `"count": 0, "found":
+/// false`), and on the first possible hit writes the filter's false-positive rate to standard
+/// error.
+///
 /// With --hashes, each line holds a hex hash of the index's kind, either case, with spaces
 /// around it allowed; a `HASH:COUNT` line (from a dump) is read as its hash. Blank lines are
 /// skipped. A line that cannot be read stops the check with an error naming the line, after
 /// the answers for the lines before it.
 ///
-/// Exit code: 0 when no item was found (a count of 0 is not found), 1 when at least one was,
-/// 2 on error.
+/// Exit code: 0 when no item was found (a count of 0 is not found), 1 when at least one was
+/// (a possible hit of a filter-only index counts as found), 2 on error.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The index to check against.
@@ -89,11 +96,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         };
         item.fill(0);
         let hash = result?;
-        let count = index.check(&hash)?;
+        let presence = index.probe(&hash)?;
         let mut out = Vec::new();
-        format_item(&index, 1, &hash, count.unwrap_or(0), args.json, &mut out);
+        let mut noted = false;
+        format_item(&index, 1, &hash, presence, args.json, &mut out, &mut noted);
         std::io::stdout().write_all(&out)?;
-        return Ok(u8::from(count.unwrap_or(0) > 0));
+        return Ok(u8::from(is_found(presence)));
     }
     let reader: Box<dyn Read> = if from_stdin {
         Box::new(std::io::stdin().lock())
@@ -110,6 +118,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let mut found_any = false;
     let mut batches = 0u64;
     let mut answered = 0u64;
+    let mut noted = false;
     loop {
         let mut buf = spare.pop().unwrap_or_default();
         buf.clear();
@@ -159,19 +168,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 .map(|r| r.expect("only items before the first error"))
                 .collect();
             let chunks: Vec<&[HashBytes]> = hashes.chunks(1024).collect();
-            let counts: Vec<Vec<Option<u64>>> = map_items(parallel, &chunks, |chunk| {
-                let mut counts = Vec::with_capacity(chunk.len());
-                index.check_many(chunk, &mut counts).map(|()| counts)
+            let answers: Vec<Vec<Presence>> = map_items(parallel, &chunks, |chunk| {
+                let mut answers = Vec::with_capacity(chunk.len());
+                index.probe_many(chunk, &mut answers).map(|()| answers)
             })
             .into_iter()
             .collect::<leakdex::Result<_>>()?;
             out.clear();
-            for ((hash, count), (line, _)) in
-                hashes.iter().zip(counts.into_iter().flatten()).zip(&items)
+            for ((hash, presence), (line, _)) in
+                hashes.iter().zip(answers.into_iter().flatten()).zip(&items)
             {
-                found_any |= count.unwrap_or(0) > 0;
+                found_any |= is_found(presence);
                 answered += 1;
-                format_item(&index, *line, hash, count.unwrap_or(0), args.json, &mut out);
+                format_item(
+                    &index, *line, hash, presence, args.json, &mut out, &mut noted,
+                );
             }
             let failure = failure.and_then(|r| r.err());
             stdout.write_all(&out)?;
@@ -253,27 +264,66 @@ fn hash_item(
     Ok(hash)
 }
 
+/// Whether an answer counts as found for the exit code: a count above 0, or a possible hit.
+fn is_found(presence: Presence) -> bool {
+    match presence {
+        Presence::Found(c) => c > 0,
+        Presence::Possible => true,
+        Presence::Absent => false,
+    }
+}
+
+/// Appends one answer's line. On the first possible hit of a filter-only index, says on
+/// standard error what such a hit means (once: `noted`).
 fn format_item(
     index: &Index,
     line: u64,
     hash: &HashBytes,
-    count: u64,
+    presence: Presence,
     json: bool,
     out: &mut Vec<u8>,
+    noted: &mut bool,
 ) {
+    if presence == Presence::Possible && !*noted {
+        *noted = true;
+        let rate = index.false_match_rate();
+        eprintln!(
+            "leakdex: {} is filter-only: a hit (count `?`) means possibly present; about 1 in \
+             {:.0} hashes that are not in it is a false positive ({:.4}%)",
+            index.path().display(),
+            1.0 / rate,
+            rate * 100.0
+        );
+    }
     let hex = &hash[..index.kind().byte_len()];
+    let count = presence.count().unwrap_or(0);
     if json {
         out.extend_from_slice(b"{\"line\": ");
         write_decimal(line, out);
         out.extend_from_slice(b", \"hash\": \"");
         encode_hex_into(hex, out);
-        out.extend_from_slice(b"\", \"count\": ");
-        write_decimal(count, out);
-        out.extend_from_slice(b"}\n");
+        match (index.store_form(), presence) {
+            (StoreForm::None, Presence::Possible) => {
+                out.extend_from_slice(b"\", \"count\": null, \"found\": true}\n")
+            }
+            (StoreForm::None, _) => out.extend_from_slice(b"\", \"count\": 0, \"found\": false}\n"),
+            (form, _) => {
+                out.extend_from_slice(b"\", \"count\": ");
+                write_decimal(count, out);
+                if form == StoreForm::Compact {
+                    out.extend_from_slice(b", \"exact\": false");
+                }
+                out.extend_from_slice(b"}\n");
+            }
+        }
     } else {
         encode_hex_into(hex, out);
         out.push(b':');
-        write_decimal(count, out);
+        if presence == Presence::Possible {
+            out.push(b'?');
+        } else {
+            write_decimal(count, out);
+        }
         out.push(b'\n');
     }
 }
