@@ -59,7 +59,12 @@ pub struct BenchResult {
 pub fn query_hashes(index: &Index, n: usize, seed: u64) -> Vec<HashBytes> {
     let mut rng = SplitMix64::new(seed);
     let kind = index.kind();
-    let total = index.hash_count();
+    // A filter-only index cannot give its hashes back: its queries are all random.
+    let total = if index.store_form() == crate::format::StoreForm::None {
+        0
+    } else {
+        index.hash_count()
+    };
     (0..n)
         .map(|i| {
             if i % 2 == 0 && total > 0 {
@@ -142,8 +147,9 @@ fn measure<Q: Sync>(
     }
 }
 
-/// Measures filter lookups, exact lookups, password checks and range bodies, each on one
-/// thread and on all.
+/// Measures filter lookups, password checks, store lookups (single and batched) and range
+/// bodies, each on one thread and on all; what an index's store form has (a compact store
+/// has no ranges, a filter-only index only its filter).
 pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
     let all = if options.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -172,16 +178,37 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
         .map(|_| (rng.next_bits() & 0xF_FFFF) as u32)
         .collect();
     let kind = index.kind();
+    let store = index.store_form();
+    let (single, batch_name) = match store {
+        crate::format::StoreForm::Compact => ("compact lookup", "compact lookup (batch)"),
+        _ => ("exact lookup", "exact lookup (batch)"),
+    };
     let mut results = Vec::new();
     for &threads in &thread_counts {
-        results.push(measure("filter lookup", threads, &hashes, &|h| {
-            index.filter_contains(h) as u64
+        if index.filter().kind() != crate::format::FilterKind::None {
+            results.push(measure("filter lookup", threads, &hashes, &|h| {
+                index.filter_contains(h) as u64
+            }));
+        }
+        results.push(measure("password check", threads, &passwords, &|p| {
+            let hash = match kind {
+                HashKind::Sha1 => crate::hash::sha1_password(p),
+                HashKind::Ntlm => crate::hash::ntlm_password(std::str::from_utf8(p).unwrap_or("")),
+            };
+            match index.probe(&hash) {
+                Ok(crate::index::Presence::Found(c)) => c,
+                Ok(crate::index::Presence::Possible) => 1,
+                _ => 0,
+            }
         }));
-        results.push(measure("exact lookup", threads, &hashes, &|h| {
+        if store == crate::format::StoreForm::None {
+            continue;
+        }
+        results.push(measure(single, threads, &hashes, &|h| {
             index.lookup(h).ok().flatten().unwrap_or(0)
         }));
         let batches: Vec<&[HashBytes]> = hashes.chunks(64).collect();
-        let mut batched = measure("exact lookup (batch)", threads, &batches, &|batch| {
+        let mut batched = measure(batch_name, threads, &batches, &|batch| {
             thread_local! {
                 static OUT: std::cell::RefCell<Vec<Option<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
             }
@@ -199,13 +226,9 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
         batched.p90_ns /= 64.0;
         batched.p99_ns /= 64.0;
         results.push(batched);
-        results.push(measure("password check", threads, &passwords, &|p| {
-            let hash = match kind {
-                HashKind::Sha1 => crate::hash::sha1_password(p),
-                HashKind::Ntlm => crate::hash::ntlm_password(std::str::from_utf8(p).unwrap_or("")),
-            };
-            index.check(&hash).ok().flatten().unwrap_or(0)
-        }));
+        if store != crate::format::StoreForm::Full {
+            continue;
+        }
         results.push(measure("range body", threads, &prefixes, &|&p| {
             thread_local! {
                 static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };

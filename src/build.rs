@@ -1036,7 +1036,7 @@ pub fn build_index(
             if index.hash_count() == 0 && !options.allow_empty {
                 return Err(empty_input(&path, 0, None));
             }
-            check_new_sources(&sources, index.sources(), &path, options)?;
+            // Before the sources: a form that cannot be merged is the clearer error.
             if !options.store.can_be_made_from(index.store_form()) {
                 return Err(Error::Invalid(format!(
                     "{}: an index with a {} store cannot be merged into one with a {} store: {}",
@@ -1051,6 +1051,7 @@ pub fn build_index(
                     }
                 )));
             }
+            check_new_sources(&sources, index.sources(), &path, options)?;
             let k = *kind.get_or_insert(index.kind());
             if k != index.kind() {
                 return Err(Error::Invalid(format!(

@@ -332,14 +332,19 @@ impl Index {
     /// The error for a use that needs full hashes (ranges, and merging into a full store), on
     /// a compact or filter-only index.
     pub fn require_full_store(&self, what: &str) -> Result<()> {
-        match self.header.store {
-            StoreForm::Full => Ok(()),
-            form => Err(Error::Invalid(format!(
-                "{}: {what} needs the full hashes, and this index has a {form} store (it was \
-                 built with --store {form}); {what} needs an index built with --store full",
-                self.path.display()
-            ))),
-        }
+        let has = match self.header.store {
+            StoreForm::Full => return Ok(()),
+            StoreForm::Compact => {
+                "has a compact store (built with --store compact), which keeps only the first \
+                 64 bits of each hash"
+            }
+            StoreForm::None => "is filter-only (built with --store none): it holds no hashes",
+        };
+        Err(Error::Invalid(format!(
+            "{}: {what} needs the full hashes, and this index {has}; {what} needs an index \
+             built with --store full",
+            self.path.display()
+        )))
     }
 
     /// The error for a lookup with a count on a filter-only index.

@@ -22,7 +22,8 @@ impl Index {
         Ok(r.end - r.start)
     }
 
-    /// Appends the range body of `prefix` (a 20-bit value) to `out`.
+    /// Appends the range body of `prefix` (a 20-bit value) to `out`. An error for an index
+    /// without a full store, whose hashes cannot be written out whole.
     pub fn write_range(&self, prefix: u32, out: &mut Vec<u8>) -> Result<()> {
         self.write_range_merged(prefix, &[], out)
     }
@@ -36,6 +37,7 @@ impl Index {
         rng: &mut R,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        self.require_full_store("a range")?;
         let prefix = prefix & 0xF_FFFF;
         let real = self.range_len(prefix)? as usize;
         let target = rng.random_range(PAD_MIN_ROWS..=PAD_MAX_ROWS);
@@ -79,6 +81,7 @@ impl Index {
     /// Writes the real rows of `prefix` merged with `pads` (records with count code 0,
     /// sorted, none equal to a real one).
     fn write_range_merged(&self, prefix: u32, pads: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.require_full_store("a range")?;
         let prefix = prefix & 0xF_FFFF;
         let len = self.record_len();
         let records = self.bucket_bytes(prefix)?;

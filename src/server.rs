@@ -180,6 +180,7 @@ fn load(paths: &[PathBuf]) -> Result<Indexes> {
     };
     for path in paths {
         let index = Index::open(path)?;
+        index.require_full_store("serving ranges")?;
         // A server runs for long: let what it reads from disk come in 2 MiB pages.
         index.prefer_huge_pages();
         let modified = std::fs::metadata(path)

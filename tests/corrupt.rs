@@ -5,10 +5,15 @@ mod common;
 
 use common::*;
 use leakdex::format::{HEADER_LEN, SECTIONS_START, SECTION_ENTRY_LEN};
-use leakdex::{BuildOptions, Error, FilterKind, HashKind, Index};
+use leakdex::{BuildOptions, Error, FilterKind, HashKind, Index, Presence, StoreForm};
 
 /// A small index with every kind of section filled, its bytes and its model.
 fn sample(filter: FilterKind) -> (Vec<u8>, Model, Vec<u32>) {
+    sample_of(filter, StoreForm::Full)
+}
+
+/// The sample in a store form.
+fn sample_of(filter: FilterKind, store: StoreForm) -> (Vec<u8>, Model, Vec<u32>) {
     let mut model = Model::new();
     let mut text = String::new();
     let prefixes = [0x00000u32, 0x5BAA6, 0x5BAA7, 0xFFFFF];
@@ -26,6 +31,7 @@ fn sample(filter: FilterKind) -> (Vec<u8>, Model, Vec<u32>) {
     let dir = tempfile::tempdir().unwrap();
     let options = BuildOptions {
         filter,
+        store,
         ..BuildOptions::default()
     };
     let index = build_from_text(dir.path(), text.as_bytes(), &options).unwrap();
@@ -37,6 +43,39 @@ fn sample(filter: FilterKind) -> (Vec<u8>, Model, Vec<u32>) {
 
 /// Asks every question of an index; must not panic. Returns whether all answers were right.
 fn answers_match(index: &Index, model: &Model, prefixes: &[u32]) -> bool {
+    answers_match_of(index, model, prefixes, StoreForm::Full)
+}
+
+/// As [`answers_match`], for an index that should have the store form `store`: a compact one
+/// gives the counts and no ranges, a filter-only one "possibly present" and no counts.
+fn answers_match_of(index: &Index, model: &Model, prefixes: &[u32], store: StoreForm) -> bool {
+    if store != StoreForm::Full {
+        let mut right = index.store_form() == store;
+        for (h, &c) in model {
+            let expected = match store {
+                StoreForm::None => Presence::Possible,
+                _ => Presence::Found(c),
+            };
+            right &= matches!(index.probe(h), Ok(p) if p == expected);
+            let _ = index.check(h);
+            let _ = index.lookup(h);
+        }
+        for i in 5000..5100u64 {
+            let h = hash_from(i, prefixes[(i % 4) as usize], HashKind::Sha1);
+            let p = index.probe(&h);
+            if store == StoreForm::Compact {
+                right &= matches!(p, Ok(Presence::Absent));
+            } else {
+                right &= p.is_ok();
+            }
+        }
+        for &p in prefixes {
+            right &= index.range_body(p).is_err();
+            let _ = index.write_padded_range(p, &mut rand::rng(), &mut Vec::new());
+        }
+        let _ = index.info();
+        return right;
+    }
     let mut right = true;
     for (h, &c) in model {
         right &= matches!(index.check(h), Ok(Some(x)) if x == c);
@@ -129,15 +168,15 @@ fn empty_foreign_truncated_and_future_files_are_refused() {
     assert!(Index::from_bytes(&longer, "long.ldx").is_err());
 
     let mut future = bytes.clone();
-    future[8..12].copy_from_slice(&3u32.to_le_bytes());
+    future[8..12].copy_from_slice(&4u32.to_le_bytes());
     fix_checksums(&mut future);
     let err = Index::from_bytes(&future, "future.ldx").unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),
@@ -188,6 +227,85 @@ fn empty_foreign_truncated_and_future_files_are_refused() {
         header_case(&[(19, 2), (22, 1)], None).unwrap(),
         leakdex::KeyType::Pair
     );
+}
+
+/// Compact and filter-only samples answer as their form should; a store form byte that is
+/// unknown, or that a version-2 file cannot hold, is refused.
+#[test]
+fn compact_and_filter_only_samples_are_sound_and_their_form_byte_is_checked() {
+    for (filter, store) in [
+        (FilterKind::Fuse8, StoreForm::Compact),
+        (FilterKind::None, StoreForm::Compact),
+        (FilterKind::Fuse16, StoreForm::None),
+    ] {
+        let (bytes, model, prefixes) = sample_of(filter, store);
+        let index = Index::from_bytes(&bytes, "sample").unwrap();
+        assert!(
+            answers_match_of(&index, &model, &prefixes, store),
+            "{store}"
+        );
+        index.verify().unwrap();
+        for (byte23, version) in [(3u8, 3u32), (9, 3), (store.code(), 2)] {
+            let mut b = bytes.clone();
+            b[23] = byte23;
+            b[8..12].copy_from_slice(&version.to_le_bytes());
+            fix_checksums(&mut b);
+            let err = Index::from_bytes(&b, "form.ldx").unwrap_err();
+            assert!(
+                matches!(err, Error::Corrupt { .. }),
+                "{byte23} v{version}: {err}"
+            );
+        }
+    }
+    // A filter-only header on a file that has no filter.
+    let (bytes, _, _) = sample_of(FilterKind::Fuse8, StoreForm::None);
+    let mut b = bytes.clone();
+    b[17] = 0;
+    fix_checksums(&mut b);
+    let err = Index::from_bytes(&b, "nofilter.ldx").unwrap_err();
+    assert!(
+        err.to_string().contains("neither a store nor a filter"),
+        "{err}"
+    );
+}
+
+/// Damage to compact and filter-only files: caught by open or verify, never a panic, and
+/// never a wrong answer from a file that verify accepts.
+#[test]
+fn flipped_bytes_in_compact_and_filter_only_files_are_caught() {
+    for (filter, store) in [
+        (FilterKind::Fuse8, StoreForm::Compact),
+        (FilterKind::Fuse16, StoreForm::None),
+    ] {
+        let (bytes, model, prefixes) = sample_of(filter, store);
+        for pos in positions(&bytes) {
+            let mut damaged = bytes.clone();
+            damaged[pos] ^= 0x10;
+            let Ok(index) = Index::from_bytes(&damaged, "damaged.ldx") else {
+                continue;
+            };
+            let right = answers_match_of(&index, &model, &prefixes, store);
+            if index.verify().is_ok() {
+                assert!(
+                    right,
+                    "{store} byte {pos}: verify passed but answers are wrong"
+                );
+            }
+        }
+        let mut seed = 0x5eed_u64;
+        for pos in positions(&bytes) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut crafted = bytes.clone();
+            crafted[pos] = (seed >> 56) as u8;
+            fix_checksums(&mut crafted);
+            if let Ok(index) = Index::from_bytes(&crafted, "crafted.ldx") {
+                let _ = answers_match_of(&index, &model, &prefixes, store);
+                let _ = index.verify();
+            }
+        }
+    }
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! Golden indexes of every format version, committed under `tests/data/`: every later version
 //! of leakdex must open them and answer from them, or refuse them with a clear version error.
 //! Version 2 (key types) is built from the same dumps as version 1; a version-1 file is a
-//! password index.
+//! password index. Version 3 (store forms) is built from the same dumps again, in each form;
+//! its files were made with `leakdex build SOURCE -o NAME.ldx --store FORM --filter F` (and
+//! `--input ulp --key login|pair` for the credential ones) from a copy of the dump named as
+//! the index's source and dated 2026-11-30 00:00:00 UTC, then `gzip -9 -n`.
 
 mod common;
 
 use common::*;
-use leakdex::{BuildOptions, FilterKind, HashKind, Index, KeyType};
+use leakdex::{BuildOptions, FilterKind, HashKind, Index, KeyType, Presence, StoreForm};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -117,24 +120,86 @@ fn golden_v2_password_indexes_open_and_answer() {
     );
 }
 
-/// Pins the writer: while the format version is 2, a build from the golden dump gives the
-/// golden bytes. A deliberate format change bumps the version and adds new golden files.
+/// The version-3 golden files: name, dump, source name, kind, filter, store form.
+const V3: [(&str, &str, &str, HashKind, FilterKind, StoreForm); 5] = [
+    (
+        "golden-v3-sha1.ldx.gz",
+        "golden-v1-sha1.txt",
+        "golden-v3-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::Full,
+    ),
+    (
+        "golden-v3-ntlm.ldx.gz",
+        "golden-v1-ntlm.txt",
+        "golden-v3-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+        StoreForm::Full,
+    ),
+    (
+        "golden-v3-sha1-compact.ldx.gz",
+        "golden-v1-sha1.txt",
+        "golden-v3-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::Compact,
+    ),
+    (
+        "golden-v3-ntlm-compact.ldx.gz",
+        "golden-v1-ntlm.txt",
+        "golden-v3-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+        StoreForm::Compact,
+    ),
+    (
+        "golden-v3-sha1-none.ldx.gz",
+        "golden-v1-sha1.txt",
+        "golden-v3-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::None,
+    ),
+];
+
+/// Version-3 files of every store form open, verify and answer: full ones as versions 1 and
+/// 2 do; compact ones with every count (the dumps have no two hashes that share 64 bits);
+/// the filter-only one "possibly present" for every hash of its dump, with no counts.
 #[test]
-fn the_writer_still_writes_golden_v2() {
-    for (index_name, dump_name, source_name, filter) in [
-        (
-            "golden-v2-sha1.ldx.gz",
-            "golden-v1-sha1.txt",
-            "golden-v2-sha1.txt",
-            FilterKind::Fuse8,
-        ),
-        (
-            "golden-v2-ntlm.ldx.gz",
-            "golden-v1-ntlm.txt",
-            "golden-v2-ntlm.txt",
-            FilterKind::Fuse16,
-        ),
-    ] {
+fn golden_v3_indexes_of_every_store_form_open_and_answer() {
+    for (index_name, dump_name, _, kind, filter, store) in V3 {
+        if store == StoreForm::Full {
+            check_golden(index_name, dump_name, kind, filter, 3);
+            continue;
+        }
+        let bytes = gunzip(index_name);
+        let index = Index::from_bytes(&bytes, index_name).unwrap();
+        assert_eq!(index.header().version, 3);
+        assert_eq!(index.store_form(), store, "{index_name}");
+        assert_eq!(index.kind(), kind);
+        assert_eq!(index.filter().kind(), filter);
+        index.verify().unwrap();
+        let model = model_of(dump_name, kind);
+        assert_eq!(index.hash_count(), model.len() as u64);
+        for (h, &c) in &model {
+            let expected = match store {
+                StoreForm::None => Presence::Possible,
+                _ => Presence::Found(c),
+            };
+            assert_eq!(index.probe(h).unwrap(), expected, "{index_name}");
+        }
+        assert!(index.range_body(0x5BAA6).is_err(), "{index_name}");
+    }
+}
+
+/// Pins the writer: while the format version is 3, a build from the golden dump gives the
+/// golden bytes, in every store form. A deliberate format change bumps the version and adds
+/// new golden files.
+#[test]
+fn the_writer_still_writes_golden_v3() {
+    for (index_name, dump_name, source_name, _, filter, store) in V3 {
         let dir = tempfile::tempdir().unwrap();
         let golden = gunzip(index_name);
         let golden_index = Index::from_bytes(&golden, index_name).unwrap();
@@ -142,6 +207,7 @@ fn the_writer_still_writes_golden_v2() {
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             filter,
+            store,
             ..BuildOptions::default()
         };
         leakdex::build_index(&[input], &out, &options, &leakdex::NoProgress).unwrap();
@@ -152,19 +218,22 @@ fn the_writer_still_writes_golden_v2() {
     }
 }
 
-/// Version-2 indexes of logins and of credential pairs, from a committed stealer log: they
-/// open with their key and normalisation rule, verify, answer for a login written in another
-/// case, and the writer (parser, normalisation, format) rebuilds them byte for byte.
+/// Indexes of logins and of credential pairs, from a committed stealer log, in versions 2 and
+/// 3: they open with their key and normalisation rule, verify, answer for a login written in
+/// another case, and the writer (parser, normalisation, format) rebuilds the version-3 ones
+/// byte for byte.
 #[test]
 fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
     use leakdex::{InputFormat, NoProgress};
-    for (index_name, key) in [
-        ("golden-v2-login.ldx.gz", KeyType::Login),
-        ("golden-v2-pair.ldx.gz", KeyType::Pair),
+    for (index_name, key, version) in [
+        ("golden-v2-login.ldx.gz", KeyType::Login, 2),
+        ("golden-v2-pair.ldx.gz", KeyType::Pair, 2),
+        ("golden-v3-login.ldx.gz", KeyType::Login, 3),
+        ("golden-v3-pair.ldx.gz", KeyType::Pair, 3),
     ] {
         let golden = gunzip(index_name);
         let index = Index::from_bytes(&golden, index_name).unwrap();
-        assert_eq!(index.header().version, 2);
+        assert_eq!(index.header().version, version);
         assert_eq!(index.key(), key);
         assert_eq!(index.header().normalisation, 1);
         index.verify().unwrap();
@@ -175,9 +244,12 @@ fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
             _ => leakdex::key::pair_hash(b"ALICE@example.com", b"hunter2", &mut scratch),
         };
         assert_eq!(index.check(&hash).unwrap(), Some(1), "{index_name}");
+        if version < 3 {
+            continue;
+        }
 
         let dir = tempfile::tempdir().unwrap();
-        let input = source_as_in(&index, "golden-v2-ulp.txt", dir.path(), "golden-v2-ulp.txt");
+        let input = source_as_in(&index, "golden-v2-ulp.txt", dir.path(), "golden-v3-ulp.txt");
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             input: InputFormat::Ulp,

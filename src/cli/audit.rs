@@ -58,6 +58,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
             index.key()
         );
     }
+    if index.store_form() == leakdex::StoreForm::None {
+        bail!(
+            "{}: a filter-only index (store none) has no counts; an audit needs an index built \
+             with --store full or --store compact",
+            args.index.display()
+        );
+    }
     index.prefer_huge_pages();
     let path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let name = if path.as_os_str() == "-" {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 /// Measure how fast an index answers: filter lookups, exact lookups, password checks (hashing
 /// included) and range bodies per second, on one thread and on all, with latency percentiles.
 ///
-/// Queries mix random hits (hashes drawn from the index) and misses, never one hot key.
+/// Every store form is measured for what it has: a compact store (`compact lookup` rows) has
+/// no range bodies, and a filter-only index has filter lookups and password checks only.
+///
+/// Queries mix random hits (hashes drawn from the index) and misses, never one hot key; on a
+/// filter-only index, which cannot give its hashes back, they are all random hashes.
 /// Password checks use random passwords, so nearly all of them miss. Like `serve`, the bench
 /// asks for the index to be read from disk in 2 MiB pages, and it reports how much of the
 /// index ended up mapped that way: lookups are much faster over 2 MiB pages than over 4 KiB

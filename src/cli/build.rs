@@ -146,7 +146,7 @@ pub struct CommonBuildArgs {
 /// The smallest --memory a build accepts.
 const MIN_MEMORY: u64 = 8 << 20;
 
-fn parse_memory(text: &str) -> Result<u64, String> {
+pub fn parse_memory(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
     if bytes < MIN_MEMORY {
         return Err(format!(

@@ -6,9 +6,12 @@ use serde_json::json;
 
 /// Describe an index: what it holds, its sizes, its filter and its sources.
 ///
-/// Prints the hash kind, hashes, sum of counts, the bytes of each part, bytes per hash of the
-/// store, bits per hash and false-positive rate of the filter (measured on 200,000 random
-/// hashes), the format version and the inputs it was built from.
+/// Prints the hash kind, hashes, sum of counts, the bytes of each part, the store form (full,
+/// compact or none) and bytes per hash of the store, the rate of false matches a check of an
+/// absent hash can give (0 for a full store, about n/2^64 for a compact one, the filter's for
+/// a filter-only one), bits per hash and false-positive rate of the filter (measured on
+/// 200,000 random hashes), the format version and the inputs it was built from. JSON fields
+/// `store` and `false_match_rate` hold the store form and that rate.
 ///
 /// With --json, every figure is a JSON number except `count_sum`, a string of decimal digits:
 /// the sum of counts may pass 2^64 (it is kept as a 128-bit number), and many JSON readers
@@ -32,6 +35,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
             "kind": info.kind,
             "key": info.key,
             "normalisation": info.normalisation,
+            "store": info.store,
+            "false_match_rate": info.false_match_rate,
             "hashes": info.hashes,
             "count_sum": info.count_sum.to_string(),
             "file_bytes": info.file_bytes,
@@ -66,13 +71,35 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     println!("hashes           {}", g(info.hashes));
     println!("sum of counts    {}", super::grouped(info.count_sum));
     println!("file             {} bytes", g(info.file_bytes));
-    println!(
-        "store            {} bytes, {:.2} bytes per hash ({} counts in overflow)",
-        g(info.store_bytes),
-        info.store_bytes_per_hash,
-        g(info.overflow_entries)
-    );
+    match info.store {
+        "none" => println!("store            none (filter only: no counts, no ranges)"),
+        form => println!(
+            "store            {form}{}, {} bytes, {:.2} bytes per hash ({} counts in overflow)",
+            if form == "compact" {
+                " (first 64 bits of each hash)"
+            } else {
+                ""
+            },
+            g(info.store_bytes),
+            info.store_bytes_per_hash,
+            g(info.overflow_entries)
+        ),
+    }
     let fpr = |f: f64| format!("{:.4}%", f * 100.0);
+    if info.false_match_rate == 0.0 {
+        println!("false matches    none: the store is exact");
+    } else {
+        println!(
+            "false matches    about 1 in {:.3e} checks of absent hashes ({:.3e}){}",
+            1.0 / info.false_match_rate,
+            info.false_match_rate,
+            if info.store == "none" {
+                ", the filter's rate"
+            } else {
+                ", from keeping 64 bits"
+            }
+        );
+    }
     match info.filter_fpr_measured {
         Some(measured) => println!(
             "filter           {}, {} bytes, {:.2} bits per hash, false positives {} \

@@ -9,6 +9,7 @@ mod info;
 mod merge;
 mod range;
 mod serve;
+mod shrink;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,7 @@ enum Command {
     Bench(bench::BenchArgs),
     Merge(merge::MergeArgs),
     Audit(audit::AuditArgs),
+    Shrink(shrink::ShrinkArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -56,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Bench(a) => bench::run_cmd(a),
         Command::Merge(a) => merge::run(a),
         Command::Audit(a) => audit::run(a),
+        Command::Shrink(a) => shrink::run(a),
     }
 }
 
