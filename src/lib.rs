@@ -17,6 +17,7 @@ pub mod build;
 pub mod credential;
 pub mod dump;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod format;
 pub mod generate;

@@ -414,7 +414,9 @@ fn info_verify_and_deterministic_builds() {
     assert_eq!(v["kind"], "sha1");
     assert_eq!(v["hashes"], 4);
     assert_eq!(v["count_sum"], "8589934603");
-    assert_eq!(v["format_version"], 2);
+    assert_eq!(v["format_version"], 3);
+    assert_eq!(v["store"], "full");
+    assert_eq!(v["false_match_rate"], 0.0);
     assert_eq!(v["sources"][0]["name"], "dump.txt");
     assert_eq!(v["sources"][0]["lines"], 6);
     let out = run(&["info", index.to_str().unwrap()], b"");

@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod build;
 mod check;
+mod export;
 mod generate;
 mod info;
 mod merge;
@@ -43,6 +44,7 @@ enum Command {
     Merge(merge::MergeArgs),
     Audit(audit::AuditArgs),
     Shrink(shrink::ShrinkArgs),
+    Export(export::ExportArgs),
 }
 
 /// Runs a subcommand and returns its exit code.
@@ -59,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::Merge(a) => merge::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Shrink(a) => shrink::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 

@@ -1,0 +1,92 @@
+//! `leakdex export`: every range of indexes as static files, with an nginx configuration.
+
+use anyhow::Context;
+use clap::Args;
+use leakdex::export::{export, ExportOptions};
+use leakdex::sys::StopSignals;
+use leakdex::{Index, NoProgress};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Write every range of one or more indexes as static files that any web server, object store
+/// or CDN can serve, byte for byte as `leakdex range` prints them.
+///
+/// DIR gets `range/<PREFIX>` for a SHA-1 password index (`range-ntlm/`, `range-login/`,
+/// `range-pair/` for the others), 1,048,576 files per index, with --gzip a `<PREFIX>.gz`
+/// beside each; `manifest.json` (the indexes' checksums, kinds and counts, and the SHA-256 of
+/// every file, to check a copy such as an `aws s3 sync` against); and `nginx.conf`, a server
+/// block that serves the tree as the range API does (either case, `mode=`, CORS,
+/// Cache-Control, ETag and 304, gzip by Accept-Encoding, the API's 400 texts). Padding cannot
+/// be served from static files. DIR must not exist (or be empty): the tree is written beside
+/// it and renamed into place when complete. Indexes need a full store.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Index to export; give it once per index (one per kind and key).
+    #[arg(short, long = "index", value_name = "INDEX", required = true)]
+    indexes: Vec<PathBuf>,
+    /// The folder to create.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Also write a gzip copy of every body (`<PREFIX>.gz`), for nginx's gzip_static.
+    #[arg(long)]
+    gzip: bool,
+    /// Seconds in the configuration's `Cache-Control: public, max-age=`.
+    #[arg(long, default_value_t = 2_678_400)]
+    max_age: u64,
+    /// Only the prefixes FIRST-LAST (5 hex digits each, such as 00000-7FFFF): a part of the
+    /// tree, for a mirror split over several servers [default: all].
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_prefixes)]
+    prefixes: Option<std::ops::RangeInclusive<u32>>,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print nothing on success.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
+    super::set_threads(args.threads)?;
+    let signals = StopSignals::install().context("cannot install signal handlers")?;
+    let started = Instant::now();
+    let indexes = args
+        .indexes
+        .iter()
+        .map(Index::open)
+        .collect::<leakdex::Result<Vec<_>>>()?;
+    let options = ExportOptions {
+        gzip: args.gzip,
+        max_age: args.max_age,
+        prefixes: args.prefixes.unwrap_or(0..=0xF_FFFF),
+    };
+    let flag = signals.flag();
+    let summary = export(&indexes, &args.dir, &options, &NoProgress, Some(&flag))?;
+    if !args.quiet {
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "wrote {}: {} files ({}), {} bytes, in {:.1} s ({:.0} files/s)",
+            args.dir.display(),
+            super::grouped(summary.files),
+            summary.folders.join(", "),
+            super::grouped(summary.bytes),
+            seconds,
+            summary.files as f64 / seconds.max(1e-9)
+        );
+    }
+    Ok(0)
+}
+
+/// `FIRST-LAST`, two 5-hex prefixes in either case, FIRST not after LAST.
+fn parse_prefixes(text: &str) -> Result<std::ops::RangeInclusive<u32>, String> {
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("`{text}`: expected FIRST-LAST, such as 00000-7FFFF"))?;
+    let parse = |p: &str| {
+        leakdex::hash::parse_prefix(p.as_bytes()).map_err(|e| format!("`{p}`: {}", e.message()))
+    };
+    let (first, last) = (parse(a)?, parse(b)?);
+    if first > last {
+        return Err(format!("`{text}`: the first prefix comes after the last"));
+    }
+    Ok(first..=last)
+}
