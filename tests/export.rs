@@ -8,7 +8,7 @@ use common::*;
 use leakdex::export::{export, ExportOptions};
 use leakdex::{BuildOptions, HashKind, Index, NoProgress, StoreForm};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -266,21 +266,6 @@ fn start_nginx(nginx: &Path, tree: &Path, work: &Path) -> Nginx {
     panic!("nginx did not start listening on port {port}");
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// One request on its own connection; the reply is read to its Content-Length.
 fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -293,37 +278,7 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Rep
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (k, v) = line.split_once(':').unwrap();
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; if method == "HEAD" { 0 } else { len }];
-    reader.read_exact(&mut body).unwrap();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    read_reply(&mut BufReader::new(stream), method == "HEAD")
 }
 
 /// The range checks made of `serve`, against nginx serving an export: bodies byte for byte

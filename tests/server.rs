@@ -47,56 +47,6 @@ fn serve(indexes: &[&Path], extra: &[&str]) -> Served {
     Served { child, addr }
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one response from a kept-alive connection (bodies have a Content-Length).
-fn read_reply(reader: &mut BufReader<TcpStream>, head_only: bool) -> Reply {
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (k, v) = line.split_once(':').unwrap();
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; if head_only { 0 } else { len }];
-    reader.read_exact(&mut body).unwrap();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
 fn connect(s: &Served) -> BufReader<TcpStream> {
     let stream = TcpStream::connect(&s.addr).unwrap();
     stream
