@@ -26,6 +26,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A file written: its name in its folder, SHA-256 and length.
+type Written = (String, [u8; 32], u64);
+
 /// Prefixes written per parallel batch: bounds the memory of the manifest lines in flight.
 const BATCH: u32 = 1 << 14;
 
@@ -189,7 +192,7 @@ pub fn export(
                 return Err(Error::Interrupted);
             }
             let end = start.saturating_add(BATCH - 1).min(last);
-            let written: Vec<Result<Vec<(String, [u8; 32], u64)>>> = (start..=end)
+            let written: Vec<Result<Vec<Written>>> = (start..=end)
                 .into_par_iter()
                 .map_init(
                     || (Vec::new(), Vec::new()),
@@ -257,7 +260,7 @@ fn write_prefix(
     gzip: bool,
     body: &mut Vec<u8>,
     packed: &mut Vec<u8>,
-) -> Result<Vec<(String, [u8; 32], u64)>> {
+) -> Result<Vec<Written>> {
     body.clear();
     index.write_range(prefix, body)?;
     let name = format!("{prefix:05X}");
