@@ -39,9 +39,9 @@ pub struct ExportOptions {
     pub gzip: bool,
     /// Seconds of `Cache-Control: public, max-age=` in the nginx configuration.
     pub max_age: u64,
-    /// The prefixes to write (all 2^20 by default): a part of the tree, for a mirror split
-    /// over several servers or for a quick trial.
-    pub prefixes: std::ops::RangeInclusive<u32>,
+    /// The ranges of prefixes to write (all 2^20 by default), in any order; overlaps are
+    /// written once. A part of the tree: for a mirror split over several servers, or a trial.
+    pub prefixes: Vec<std::ops::RangeInclusive<u32>>,
 }
 
 impl Default for ExportOptions {
@@ -49,7 +49,7 @@ impl Default for ExportOptions {
         ExportOptions {
             gzip: false,
             max_age: 2_678_400,
-            prefixes: 0..=0xF_FFFF,
+            prefixes: vec![0..=0xF_FFFF],
         }
     }
 }
@@ -85,13 +85,40 @@ pub fn export(
     progress: &dyn BuildProgress,
     cancel: Option<&AtomicBool>,
 ) -> Result<ExportSummary> {
-    let (first, last) = (*options.prefixes.start(), *options.prefixes.end());
-    if first > last || last > 0xF_FFFF {
-        return Err(Error::Invalid(format!(
-            "prefixes {first:05X}-{last:05X}: not a range of 5-hex prefixes"
-        )));
+    // The ranges sorted and joined where they overlap or touch.
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    let mut asked: Vec<(u32, u32)> = options
+        .prefixes
+        .iter()
+        .map(|r| (*r.start(), *r.end()))
+        .collect();
+    asked.sort_unstable();
+    for (first, last) in asked {
+        if first > last || last > 0xF_FFFF {
+            return Err(Error::Invalid(format!(
+                "prefixes {first:05X}-{last:05X}: not a range of 5-hex prefixes"
+            )));
+        }
+        match ranges.last_mut() {
+            Some((_, end)) if first <= end.saturating_add(1) => *end = (*end).max(last),
+            _ => ranges.push((first, last)),
+        }
     }
-    let prefix_count = u64::from(last - first + 1);
+    if ranges.is_empty() {
+        return Err(Error::Invalid("no prefixes to export".into()));
+    }
+    let prefix_count: u64 = ranges.iter().map(|&(a, b)| u64::from(b - a + 1)).sum();
+    let shown_ranges: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                format!("{a:05X}")
+            } else {
+                format!("{a:05X}-{b:05X}")
+            }
+        })
+        .collect();
+    let shown_ranges = shown_ranges.join(",");
     if indexes.is_empty() {
         return Err(Error::Invalid("nothing to export: give an index".into()));
     }
@@ -153,7 +180,7 @@ pub fn export(
     let mio = |e| Error::io(&manifest_path, "cannot write", e);
     write!(
         manifest,
-        "{{\n  \"format\": \"leakdex-export 1\",\n  \"prefixes\": \"{first:05X}-{last:05X}\",\n  \"indexes\": ["
+        "{{\n  \"format\": \"leakdex-export 1\",\n  \"prefixes\": \"{shown_ranges}\",\n  \"indexes\": ["
     )
     .map_err(mio)?;
     for (i, (index, folder)) in indexes.iter().zip(&folders).enumerate() {
@@ -187,11 +214,15 @@ pub fn export(
     for (index, folder) in indexes.iter().zip(&folders) {
         let sub = root.join(folder);
         std::fs::create_dir(&sub).map_err(|e| Error::io(&sub, "cannot create", e))?;
-        for start in (first..=last).step_by(BATCH as usize) {
+        let batches = ranges.iter().flat_map(|&(first, last)| {
+            (first..=last)
+                .step_by(BATCH as usize)
+                .map(move |start| (start, start.saturating_add(BATCH - 1).min(last)))
+        });
+        for (start, end) in batches {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Error::Interrupted);
             }
-            let end = start.saturating_add(BATCH - 1).min(last);
             let written: Vec<Result<Vec<Written>>> = (start..=end)
                 .into_par_iter()
                 .map_init(

@@ -49,7 +49,7 @@ fn indexes(dir: &Path) -> Vec<Index> {
 fn options(first: u32, last: u32) -> ExportOptions {
     ExportOptions {
         gzip: true,
-        prefixes: first..=last,
+        prefixes: vec![first..=last],
         ..ExportOptions::default()
     }
 }
@@ -112,12 +112,16 @@ fn the_tree_holds_every_range_body_and_the_manifest_checks_it() {
             s(indexes[0].path()),
             s(&again),
             "--prefixes",
-            "5baa0-5BAAF",
+            "5baa0-5BAAF,8846f,5BAA3",
         ],
         b"",
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("16 files"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("17 files"), "{}", text(&o.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["prefixes"], "5BAA0-5BAAF,8846F");
+    assert!(again.join("range/8846F").exists() && !again.join("range/8846E").exists());
     assert!(
         std::fs::read(again.join("range/5BAA6")).unwrap()
             == std::fs::read(tree.join("range/5BAA6")).unwrap()
@@ -187,11 +191,13 @@ fn export_refuses_what_it_cannot_write() {
             s(indexes[0].path()),
             s(&other),
             "--prefixes",
-            "5BAA6",
+            "5BAA6-5BAA0",
         ],
         b"",
     );
     assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("comes after the last"), "{}", text(&o.stderr));
+    assert!(!other.exists());
 }
 
 // --- nginx ----------------------------------------------------------------------------------

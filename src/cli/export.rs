@@ -33,10 +33,11 @@ pub struct ExportArgs {
     /// Seconds in the configuration's `Cache-Control: public, max-age=`.
     #[arg(long, default_value_t = 2_678_400)]
     max_age: u64,
-    /// Only the prefixes FIRST-LAST (5 hex digits each, such as 00000-7FFFF): a part of the
-    /// tree, for a mirror split over several servers [default: all].
-    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_prefixes)]
-    prefixes: Option<std::ops::RangeInclusive<u32>>,
+    /// Only these prefixes: ranges FIRST-LAST or single prefixes (5 hex digits, either case),
+    /// separated by commas, such as 00000-7FFFF or 5BAA0-5BAAF,8846F: a part of the tree, for
+    /// a mirror split over several servers [default: all].
+    #[arg(long, value_name = "FIRST-LAST,...", value_parser = parse_prefixes)]
+    prefixes: Option<Prefixes>,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
@@ -57,7 +58,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     let options = ExportOptions {
         gzip: args.gzip,
         max_age: args.max_age,
-        prefixes: args.prefixes.unwrap_or(0..=0xF_FFFF),
+        prefixes: args.prefixes.map_or_else(|| vec![0..=0xF_FFFF], |p| p.0),
     };
     let flag = signals.flag();
     let summary = export(&indexes, &args.dir, &options, &NoProgress, Some(&flag))?;
@@ -76,17 +77,30 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `FIRST-LAST`, two 5-hex prefixes in either case, FIRST not after LAST.
-fn parse_prefixes(text: &str) -> Result<std::ops::RangeInclusive<u32>, String> {
-    let (a, b) = text
-        .split_once('-')
-        .ok_or_else(|| format!("`{text}`: expected FIRST-LAST, such as 00000-7FFFF"))?;
+/// The ranges of `--prefixes`.
+#[derive(Clone, Debug)]
+struct Prefixes(Vec<std::ops::RangeInclusive<u32>>);
+
+/// `FIRST-LAST` or `PREFIX`, comma-separated: 5-hex prefixes in either case, FIRST not after
+/// LAST.
+fn parse_prefixes(text: &str) -> Result<Prefixes, String> {
     let parse = |p: &str| {
-        leakdex::hash::parse_prefix(p.as_bytes()).map_err(|e| format!("`{p}`: {}", e.message()))
+        leakdex::hash::parse_prefix(p.trim().as_bytes())
+            .map_err(|e| format!("`{p}`: {}", e.message()))
     };
-    let (first, last) = (parse(a)?, parse(b)?);
-    if first > last {
-        return Err(format!("`{text}`: the first prefix comes after the last"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => {
+                let p = parse(part)?;
+                (p, p)
+            }
+        };
+        if first > last {
+            return Err(format!("`{part}`: the first prefix comes after the last"));
+        }
+        out.push(first..=last);
     }
-    Ok(first..=last)
+    Ok(Prefixes(out))
 }
