@@ -1,6 +1,6 @@
 """Drives the PyPI package hibp-downloader against a leakdex server.
 
-Usage: python hibp_downloader_check.py BASE_URL DATA_DIR FIRST LAST HASH_TYPE EXPECTED_DIR
+Usage: python hibp_downloader_check.py BASE_URL DATA_DIR FIRST LAST HASH_TYPE EXPECTED_DIR [STATUS_LOG]
 
 Downloads the prefixes FIRST..LAST, compares every stored file (gzip of the range body) with
 EXPECTED_DIR/<PREFIX>.txt, then downloads again with the local cache disabled: the client sends
@@ -18,6 +18,9 @@ import urllib.request
 from pathlib import Path
 
 base_url, data_dir, first, last, hash_type, expected_dir = sys.argv[1:7]
+# For a server without leakdex's /metrics (nginx serving an export): its access log of one
+# status per line witnesses the 304s.
+status_log = sys.argv[7] if len(sys.argv) > 7 else None
 
 import hibp_downloader  # noqa: E402
 
@@ -91,7 +94,9 @@ for prefix_value in range(int(first, 16), int(last, 16) + 1):
 
 
 def not_modified_count():
-    """304s the server has sent, from its Prometheus metrics."""
+    """304s the server has sent, from its Prometheus metrics (or the status log)."""
+    if status_log:
+        return sum(1 for line in open(status_log) if line.strip() == "304")
     text = urllib.request.urlopen(f"{base_url}/metrics").read().decode()
     for line in text.splitlines():
         if line.startswith('leakdex_http_requests_total{route="range",status="304"}'):
