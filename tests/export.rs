@@ -196,7 +196,11 @@ fn export_refuses_what_it_cannot_write() {
         b"",
     );
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("comes after the last"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("comes after the last"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(!other.exists());
 }
 

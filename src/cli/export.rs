@@ -2,9 +2,11 @@
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakdex::export::{export, ExportOptions};
 use leakdex::sys::StopSignals;
-use leakdex::{Index, NoProgress};
+use leakdex::{BuildProgress, Index, NoProgress};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -61,7 +63,19 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
         prefixes: args.prefixes.map_or_else(|| vec![0..=0xF_FFFF], |p| p.0),
     };
     let flag = signals.flag();
-    let summary = export(&indexes, &args.dir, &options, &NoProgress, Some(&flag))?;
+    let summary = if !args.quiet && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files {per_sec} eta {eta}")?
+                .progress_chars("=> "),
+        );
+        let progress = FileBar(bar);
+        let result = export(&indexes, &args.dir, &options, &progress, Some(&flag));
+        progress.0.finish_and_clear();
+        result?
+    } else {
+        export(&indexes, &args.dir, &options, &NoProgress, Some(&flag))?
+    };
     if !args.quiet {
         let seconds = started.elapsed().as_secs_f64();
         eprintln!(
@@ -75,6 +89,21 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// A progress bar counting files.
+struct FileBar(ProgressBar);
+
+impl BuildProgress for FileBar {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(name.to_string());
+    }
+
+    fn advance(&self, files: u64, _lines: u64) {
+        self.0.inc(files);
+    }
 }
 
 /// The ranges of `--prefixes`.
