@@ -185,7 +185,7 @@ struct Input {
 }
 
 /// Device and inode of a file's metadata.
-fn identity_of(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+pub(crate) fn identity_of(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -668,13 +668,7 @@ impl Spill {
 
     fn flush(&mut self) -> Result<()> {
         if self.dir.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix(crate::sys::TEMP_DIR_PREFIX)
-                .tempdir_in(&self.tmp_root)
-                .map_err(|e| Error::io(&self.tmp_root, "cannot create a temporary folder in", e))?;
-            let lock = std::fs::File::open(dir.path())
-                .map_err(|e| Error::io(dir.path(), "cannot open", e))?;
-            crate::sys::lock_own(&lock).map_err(|e| Error::io(dir.path(), "cannot lock", e))?;
+            let (dir, lock) = locked_temp_dir(&self.tmp_root, "")?;
             self.dir_lock = Some(lock);
             let need = self.expected_entries.saturating_mul(SPILL_ENTRY as u64);
             check_free_space(dir.path(), need, "temporary partition files need")?;
@@ -774,6 +768,23 @@ impl Spill {
         }
         Ok(self.spilled_bytes)
     }
+}
+
+/// A temporary folder in `root`, named `TEMP_DIR_PREFIX` + `name` + random, and a handle that
+/// keeps it locked: a later build's sweep removes it if this process dies, and leaves it alone
+/// while the handle is open.
+pub(crate) fn locked_temp_dir(
+    root: &Path,
+    name: &str,
+) -> Result<(tempfile::TempDir, std::fs::File)> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{}{name}", crate::sys::TEMP_DIR_PREFIX))
+        .tempdir_in(root)
+        .map_err(|e| Error::io(root, "cannot create a temporary folder in", e))?;
+    let lock =
+        std::fs::File::open(dir.path()).map_err(|e| Error::io(dir.path(), "cannot open", e))?;
+    crate::sys::lock_own(&lock).map_err(|e| Error::io(dir.path(), "cannot lock", e))?;
+    Ok((dir, lock))
 }
 
 // --- Free space and memory ---------------------------------------------------------------

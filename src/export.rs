@@ -162,15 +162,7 @@ pub fn export(
         .canonicalize()
         .map_err(|e| Error::io(&parent, "cannot open", e))?;
     let final_dir = parent.join(&name);
-    // A folder that a later build's sweep removes if this process dies, and leaves alone
-    // while it runs (it is locked).
-    let temp = tempfile::Builder::new()
-        .prefix(&format!("{}export-{name}-", crate::sys::TEMP_DIR_PREFIX))
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, "cannot create a temporary folder in", e))?;
-    let lock =
-        std::fs::File::open(temp.path()).map_err(|e| Error::io(temp.path(), "cannot open", e))?;
-    crate::sys::lock_own(&lock).map_err(|e| Error::io(temp.path(), "cannot lock", e))?;
+    let (temp, lock) = crate::build::locked_temp_dir(&parent, &format!("export-{name}-"))?;
     let root = temp.path().to_path_buf();
 
     let manifest_path = root.join("manifest.json");
@@ -194,7 +186,7 @@ pub fn export(
             index.key().name(),
             header.hash_count,
             header.count_sum,
-            index_checksum(index),
+            index.checksum(),
             prefix_count << u32::from(options.gzip),
         )
         .map_err(mio)?;
@@ -323,16 +315,6 @@ fn write_prefix(
         ));
     }
     Ok(out)
-}
-
-/// The checksum that names an index's content: its header and section-table CRCs.
-pub fn index_checksum(index: &Index) -> String {
-    let header = index.header().encode();
-    format!(
-        "{:08x}{:08x}",
-        u32::from_le_bytes([header[60], header[61], header[62], header[63]]),
-        index.header().table_crc
-    )
 }
 
 fn hex_lower(bytes: &[u8]) -> String {

@@ -313,7 +313,7 @@ impl StoreForm {
     /// Bytes per record for a hash kind (0 without a store).
     pub const fn record_len(self, kind: HashKind) -> usize {
         match self {
-            StoreForm::Full => kind.byte_len() - 2,
+            StoreForm::Full => record_len(kind),
             StoreForm::Compact => COMPACT_RECORD_LEN,
             StoreForm::None => 0,
         }
@@ -357,6 +357,52 @@ impl std::str::FromStr for StoreForm {
             )),
         }
     }
+}
+
+/// Encodes overflow entry `out` (`store.overflow_entry_len()` bytes) of the record at
+/// `position` in its bucket with `count`. Returns whether the count is too large for the entry
+/// and goes in `HUGE_COUNTS` instead (the entry then holds the huge mark), or `None` when the
+/// position does not fit the form's entry.
+pub fn encode_overflow_entry(
+    store: StoreForm,
+    position: u64,
+    count: u64,
+    out: &mut [u8],
+) -> Option<bool> {
+    if store == StoreForm::Compact {
+        let position = u16::try_from(position).ok()?;
+        let small = u16::try_from(count)
+            .ok()
+            .filter(|&c| c != COMPACT_HUGE_MARK);
+        out[..2].copy_from_slice(&position.to_le_bytes());
+        out[2..4].copy_from_slice(&small.unwrap_or(COMPACT_HUGE_MARK).to_le_bytes());
+        return Some(small.is_none());
+    }
+    let position = u32::try_from(position).ok()?;
+    let small = u32::try_from(count).ok().filter(|&c| c != HUGE_MARK);
+    out[..4].copy_from_slice(&position.to_le_bytes());
+    out[4..8].copy_from_slice(&small.unwrap_or(HUGE_MARK).to_le_bytes());
+    Some(small.is_none())
+}
+
+/// Decodes overflow entry `i` of an `OVERFLOW` section: the record's position in its bucket,
+/// and its count, or `None` for a count marked huge (in `HUGE_COUNTS`). `None` past the end.
+#[inline]
+pub fn decode_overflow_entry(store: StoreForm, bytes: &[u8], i: u64) -> Option<(u32, Option<u64>)> {
+    let at = usize::try_from(i)
+        .ok()?
+        .checked_mul(store.overflow_entry_len())?;
+    if store == StoreForm::Compact {
+        let b = bytes.get(at..at.checked_add(COMPACT_OVERFLOW_ENTRY_LEN)?)?;
+        let count = u16::from_le_bytes([b[2], b[3]]);
+        let count = (count != COMPACT_HUGE_MARK).then_some(count as u64);
+        return Some((u16::from_le_bytes([b[0], b[1]]) as u32, count));
+    }
+    let count = read_u32(bytes, at.checked_add(4)?)?;
+    Some((
+        read_u32(bytes, at)?,
+        (count != HUGE_MARK).then_some(count as u64),
+    ))
 }
 
 /// Hash-kind code stored in the header.

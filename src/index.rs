@@ -34,7 +34,6 @@ pub struct Index {
     filter: ShardedFilter,
     sources: Vec<SourceInfo>,
     record_len: usize,
-    overflow_entry_len: usize,
     overflow_count: u64,
     /// Directory groups already checked, one bit each: record directory, overflow directory.
     checked_groups: [Vec<AtomicU64>; 2],
@@ -289,7 +288,6 @@ impl Index {
             filter,
             sources,
             record_len,
-            overflow_entry_len,
             overflow_count,
             checked_groups: [0, 1].map(|_| (0..GROUPS / 64).map(|_| AtomicU64::new(0)).collect()),
             backing,
@@ -309,6 +307,17 @@ impl Index {
     /// The hash kind.
     pub fn kind(&self) -> HashKind {
         self.header.kind
+    }
+
+    /// A name for the index's content: its header's and section table's CRC-32s in hex (the
+    /// server's ETags and the export manifest use it).
+    pub fn checksum(&self) -> String {
+        let header = self.header.encode();
+        format!(
+            "{:08x}{:08x}",
+            u32::from_le_bytes([header[60], header[61], header[62], header[63]]),
+            self.header.table_crc
+        )
     }
 
     /// What the index keeps of each hash: full hashes, their first 64 bits, or nothing (the
@@ -464,24 +473,8 @@ impl Index {
     #[inline]
     pub(crate) fn overflow_entry(&self, i: u64) -> Option<(u32, std::result::Result<u64, ()>)> {
         let bytes = self.section(SectionId::Overflow);
-        let at = usize::try_from(i)
-            .ok()?
-            .checked_mul(self.overflow_entry_len)?;
-        if self.overflow_entry_len == COMPACT_OVERFLOW_ENTRY_LEN {
-            let b = bytes.get(at..at.checked_add(4)?)?;
-            let position = u16::from_le_bytes([b[0], b[1]]) as u32;
-            let count = u16::from_le_bytes([b[2], b[3]]);
-            if count != COMPACT_HUGE_MARK {
-                return Some((position, Ok(count as u64)));
-            }
-            return Some((position, self.huge_count(i).ok_or(())));
-        }
-        let position = read_u32(bytes, at)?;
-        let count = read_u32(bytes, at + 4)?;
-        if count != HUGE_MARK {
-            return Some((position, Ok(count as u64)));
-        }
-        Some((position, self.huge_count(i).ok_or(())))
+        let (position, count) = decode_overflow_entry(self.header.store, bytes, i)?;
+        Some((position, count.or_else(|| self.huge_count(i)).ok_or(())))
     }
 
     /// The count of overflow entry `i` from the huge counts.

@@ -186,12 +186,7 @@ fn load(paths: &[PathBuf]) -> Result<Indexes> {
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);
-        let header = index.header().encode();
-        let tag = format!(
-            "{:08x}{:08x}",
-            u32::from_le_bytes(header[60..64].try_into().expect("4 bytes")),
-            index.header().table_crc
-        );
+        let tag = index.checksum();
         let served = Served {
             tag,
             last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))

@@ -75,16 +75,16 @@ pub fn shrink(
             ),
         }));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-        if id(output).is_some() && id(output) == id(source.path()) {
-            return Err(Error::Invalid(format!(
-                "{}: is the index being shrunk; choose another output path",
-                output.display()
-            )));
-        }
+    let id = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| crate::build::identity_of(&m))
+    };
+    if id(output).is_some() && id(output) == id(source.path()) {
+        return Err(Error::Invalid(format!(
+            "{}: is the index being shrunk; choose another output path",
+            output.display()
+        )));
     }
     let reuse = (filter != FilterKind::None
         && filter == source.filter().kind()

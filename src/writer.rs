@@ -305,7 +305,11 @@ impl IndexWriter {
                 .map_err(io)?;
             self.records = CrcWriter::at(file, SECTIONS_START as u64, true);
             let limit = (memory / 16).clamp(1 << 16, usize::MAX as u64 / 2) as usize;
-            self.streamed = Some(StreamedFilter::new(self.filter, limit));
+            self.streamed = Some(StreamedFilter::new(
+                self.filter,
+                limit,
+                self.temp_path.clone(),
+            ));
         } else {
             self.streamed = None;
         }
@@ -392,55 +396,30 @@ impl IndexWriter {
     }
 
     fn write_overflow(&mut self, bucket: usize, count: u64) -> Result<()> {
-        if self.store == StoreForm::Compact {
-            return self.write_compact_overflow(bucket, count);
-        }
-        let position = u32::try_from(self.position_in_bucket).map_err(|_| {
-            Error::Invalid(format!(
-                "range {bucket:05X} holds more than 2^32 hashes, more than the format allows"
-            ))
-        })?;
-        let small = match u32::try_from(count) {
-            Ok(c) if c != HUGE_MARK => c,
-            _ => {
-                self.huge
-                    .extend_from_slice(&self.overflow_written.to_le_bytes());
-                self.huge.extend_from_slice(&count.to_le_bytes());
-                HUGE_MARK
-            }
-        };
         let mut e = [0u8; OVERFLOW_ENTRY_LEN];
-        e[..4].copy_from_slice(&position.to_le_bytes());
-        e[4..].copy_from_slice(&small.to_le_bytes());
+        let e = &mut e[..self.store.overflow_entry_len()];
+        let huge = encode_overflow_entry(self.store, self.position_in_bucket, count, e)
+            .ok_or_else(|| {
+                Error::Invalid(if self.store == StoreForm::Compact {
+                    format!(
+                        "range {bucket:05X} holds more than 65,536 hashes, more than a compact \
+                         store allows (about 6e10 hashes in all); build --store full or --store \
+                         none"
+                    )
+                } else {
+                    format!(
+                        "range {bucket:05X} holds more than 2^32 hashes, more than the format \
+                         allows"
+                    )
+                })
+            })?;
+        if huge {
+            self.huge
+                .extend_from_slice(&self.overflow_written.to_le_bytes());
+            self.huge.extend_from_slice(&count.to_le_bytes());
+        }
         self.overflow
-            .write(&e)
-            .map_err(|err| Error::io(&self.temp_path, "cannot write", err))?;
-        self.overflow_written += 1;
-        Ok(())
-    }
-
-    /// An overflow entry of a compact store: a 16-bit position and count.
-    fn write_compact_overflow(&mut self, bucket: usize, count: u64) -> Result<()> {
-        let position = u16::try_from(self.position_in_bucket).map_err(|_| {
-            Error::Invalid(format!(
-                "range {bucket:05X} holds more than 65,536 hashes, more than a compact store \
-                 allows (about 6e10 hashes in all); build --store full or --store none"
-            ))
-        })?;
-        let small = match u16::try_from(count) {
-            Ok(c) if c != COMPACT_HUGE_MARK => c,
-            _ => {
-                self.huge
-                    .extend_from_slice(&self.overflow_written.to_le_bytes());
-                self.huge.extend_from_slice(&count.to_le_bytes());
-                COMPACT_HUGE_MARK
-            }
-        };
-        let mut e = [0u8; COMPACT_OVERFLOW_ENTRY_LEN];
-        e[..2].copy_from_slice(&position.to_le_bytes());
-        e[2..].copy_from_slice(&small.to_le_bytes());
-        self.overflow
-            .write(&e)
+            .write(e)
             .map_err(|err| Error::io(&self.temp_path, "cannot write", err))?;
         self.overflow_written += 1;
         Ok(())
@@ -505,28 +484,16 @@ impl IndexWriter {
                 let count = if code < OVERFLOW_CODE {
                     code as u64
                 } else {
-                    let short = || io(std::io::Error::other("short overflow file"));
-                    let (small, huge_mark) = if self.store == StoreForm::Compact {
-                        let at = next_overflow as usize * COMPACT_OVERFLOW_ENTRY_LEN;
-                        let b = overflow.bytes().get(at + 2..at + 4).ok_or_else(short)?;
-                        (
-                            u16::from_le_bytes([b[0], b[1]]) as u32,
-                            COMPACT_HUGE_MARK as u32,
-                        )
-                    } else {
-                        let at = next_overflow as usize * OVERFLOW_ENTRY_LEN;
-                        (
-                            read_u32(overflow.bytes(), at + 4).ok_or_else(short)?,
-                            HUGE_MARK,
-                        )
-                    };
-                    let count = if small == huge_mark {
-                        huge.iter()
+                    let (_, small) =
+                        decode_overflow_entry(self.store, overflow.bytes(), next_overflow)
+                            .ok_or_else(|| io(std::io::Error::other("short overflow file")))?;
+                    let count = match small {
+                        Some(c) => c,
+                        None => huge
+                            .iter()
                             .find(|(i, _)| *i == next_overflow)
                             .map(|(_, c)| *c)
-                            .ok_or_else(|| io(std::io::Error::other("lost a huge count")))?
-                    } else {
-                        small as u64
+                            .ok_or_else(|| io(std::io::Error::other("lost a huge count")))?,
                     };
                     next_overflow += 1;
                     count
@@ -909,6 +876,8 @@ fn append_shard(
 /// its fingerprints to the index.
 struct StreamedFilter {
     kind: FilterKind,
+    /// The index file being written, for errors.
+    path: PathBuf,
     held: Vec<(u64, u64)>,
     limit: usize,
     committed: Option<Committed>,
@@ -918,6 +887,8 @@ type ShardJob = (usize, Vec<u64>);
 type BuiltFilter = (CrcWriter, Vec<u8>, u32);
 
 struct Committed {
+    /// The index file being written, for errors.
+    path: PathBuf,
     /// The shard whose keys are arriving.
     shard: usize,
     keys: Vec<u64>,
@@ -926,9 +897,10 @@ struct Committed {
 }
 
 impl StreamedFilter {
-    fn new(kind: FilterKind, limit: usize) -> StreamedFilter {
+    fn new(kind: FilterKind, limit: usize, path: PathBuf) -> StreamedFilter {
         StreamedFilter {
             kind,
+            path,
             held: Vec::new(),
             limit,
             committed: None,
@@ -958,7 +930,7 @@ impl StreamedFilter {
         let file = out
             .file
             .try_clone()
-            .map_err(|e| Error::Invalid(format!("cannot write the index: {e}")))?;
+            .map_err(|e| Error::io(&self.path, "cannot write", e))?;
         let taken = std::mem::replace(out, CrcWriter::new(file));
         let (jobs, receive) = std::sync::mpsc::sync_channel::<ShardJob>(1);
         let kind = self.kind;
@@ -995,6 +967,7 @@ impl StreamedFilter {
             })
             .map_err(|e| Error::Invalid(format!("cannot start the filter thread: {e}")))?;
         let mut committed = Committed {
+            path: self.path.clone(),
             shard: 0,
             keys: Vec::new(),
             jobs: Some(jobs),
@@ -1083,9 +1056,7 @@ impl Committed {
         if !sent {
             // The thread stopped: its error says why.
             return match self.join() {
-                Err(FilterBuildError::Io(e)) => Err(Error::Invalid(format!(
-                    "cannot write the index's filter: {e}"
-                ))),
+                Err(FilterBuildError::Io(e)) => Err(Error::io(&self.path, "cannot write", e)),
                 Err(FilterBuildError::Build(m)) => Err(Error::Invalid(m)),
                 Ok(_) => Err(Error::Invalid(
                     "internal error: the filter thread stopped early".into(),
