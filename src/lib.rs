@@ -40,7 +40,7 @@ pub use format::{FilterKind, StoreForm};
 pub use hash::{HashBytes, HashKind};
 pub use index::{Count, Index, Presence};
 pub use key::KeyType;
-pub use partition::PrefixRange;
+pub use partition::{IndexSet, PrefixRange};
 pub use shrink::{shrink, ShrinkOptions, ShrinkSummary};
 pub use verify::{IndexInfo, VerifyReport};
 pub use writer::{IndexSummary, IndexWriter, SourceInfo};

@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
-use leakdex::{HashBytes, Index, KeyType, Presence, StoreForm};
+use leakdex::{HashBytes, IndexSet, KeyType, Presence, StoreForm};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -38,9 +38,11 @@ use std::path::PathBuf;
 /// (a possible hit of a filter-only index counts as found), 2 on error.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The index to check against.
-    #[arg(short, long, value_name = "INDEX")]
-    index: PathBuf,
+    /// The index to check against. Repeat it for the partitions of one index (`build
+    /// --prefixes`): each item goes to the partition that holds its prefix, and an item that
+    /// none holds is an error.
+    #[arg(short, long, value_name = "INDEX", required = true)]
+    index: Vec<PathBuf>,
     /// Items are hex hashes (either case) rather than passwords; blank lines are skipped.
     #[arg(long)]
     hashes: bool,
@@ -63,7 +65,7 @@ const PARALLEL_MIN: usize = 1 << 12;
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     leakdex::sys::forbid_core_dumps();
     super::set_threads(args.threads)?;
-    let index = Index::open(&args.index)?;
+    let index = IndexSet::open(&args.index)?;
     let from_stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
     let name = match &args.input {
         Some(p) if !from_stdin => p.display().to_string(),
@@ -234,7 +236,7 @@ fn map_items<T: Sync, R: Send>(
 }
 
 fn hash_item(
-    index: &Index,
+    index: &IndexSet,
     item: &[u8],
     hashes: bool,
     name: &str,
@@ -261,6 +263,9 @@ fn hash_item(
             Err(why) => bail!("{name}:{line}: {why}"),
         }
     };
+    if index.part_for(leakdex::hash::prefix_of(&hash)).is_none() {
+        bail!("{name}:{line}: {}", index.not_held());
+    }
     Ok(hash)
 }
 
@@ -276,7 +281,7 @@ fn is_found(presence: Presence) -> bool {
 /// Appends one answer's line. On the first possible hit of a filter-only index, says on
 /// standard error what such a hit means (once: `noted`).
 fn format_item(
-    index: &Index,
+    index: &IndexSet,
     line: u64,
     hash: &HashBytes,
     presence: Presence,
@@ -290,7 +295,7 @@ fn format_item(
         eprintln!(
             "leakdex: {} is filter-only: a hit (count `?`) means possibly present; about 1 in \
              {:.0} hashes that are not in it is a false positive ({:.4}%)",
-            index.path().display(),
+            index.name(),
             1.0 / rate,
             rate * 100.0
         );
