@@ -1663,7 +1663,7 @@ mod tests {
 
     #[test]
     fn a_blocks_repeats_are_summed_in_hash_order() {
-        let p = parse_block(
+        let p = parse_block_whole(
             b"b\na\nb\nc\nb\na\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1682,7 +1682,7 @@ mod tests {
 
     #[test]
     fn plaintext_lines_hash_and_skip_what_cannot_be() {
-        let p = parse_block(
+        let p = parse_block_whole(
             b"password\r\n\nbad\xff\n",
             HashKind::Ntlm,
             KeyType::Password,
@@ -1692,7 +1692,7 @@ mod tests {
         assert_eq!(p.entries.len(), 1);
         assert_eq!(p.skipped, 1);
         assert_eq!(p.skipped_examples, vec![(2, "not UTF-8, which NTLM needs")]);
-        let c = parse_block(
+        let c = parse_block_whole(
             b"alice:password\nbob\ncarol:pa:ss\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1712,7 +1712,7 @@ mod tests {
         );
         // Combo: a URL first is refused, a byte-order mark does not hide it, an empty
         // password is the empty password as before.
-        let c = parse_block(
+        let c = parse_block_whole(
             b"https://h.com:u:p\n\xEF\xBB\xBFandroid://x@a.b/:u:p\r\nalice:\n\xEF\xBB\xBF\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1738,7 +1738,7 @@ mod tests {
             https://site.com/login\n\
             nocolon\n\
             https://h.com:eve:pa:ss";
-        let p = parse_block(
+        let p = parse_block_whole(
             block,
             HashKind::Sha1,
             KeyType::Password,
@@ -1764,7 +1764,7 @@ mod tests {
         );
         assert_eq!(p.result.as_ref().unwrap().lines, 8);
         // NTLM needs UTF-8 passwords; the login may be anything.
-        let n = parse_block(
+        let n = parse_block_whole(
             b"https://h.com:\xff:pw\nhttps://h.com:u:\xff\n",
             HashKind::Ntlm,
             KeyType::Password,
