@@ -828,10 +828,10 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
     if let Some(free) = free_space(path) {
         if need > free {
             return Err(Error::Invalid(format!(
-                "{}: {what} about {:.1} GiB, and only {:.1} GiB are free there{}",
+                "{}: not enough space: {what} about {}, and only {} are free there{}",
                 path.display(),
-                gib(need),
-                gib(free),
+                size_text(need),
+                size_text(free),
                 if what.starts_with("temporary") {
                     "; point --tmp at a bigger disk"
                 } else {
@@ -841,6 +841,20 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes for people: `5.2 GiB`, `310.4 MiB`, `12.0 KiB`, `512 bytes`.
+pub fn size_text(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Memory this machine has in all, from `/proc/meminfo` where there is one.
@@ -879,10 +893,6 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         _ => return Err(format!("`{text}` has an unknown unit (use K, M, G or T)")),
     };
     Ok((value * scale as f64) as u64)
-}
-
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
 }
 
 // --- The build ---------------------------------------------------------------------------
