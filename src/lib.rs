@@ -29,6 +29,7 @@ pub mod range;
 pub mod server;
 pub mod shrink;
 pub mod sys;
+pub mod tree;
 pub mod verify;
 pub mod writer;
 
