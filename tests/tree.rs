@@ -320,7 +320,10 @@ fn a_leakdex_export_tree_indexes_back_to_the_same_index() {
         indexes.push((kind, range, model, path, whole));
         ranges.push(range.first()..=range.last());
     }
-    let opened: Vec<Index> = indexes.iter().map(|i| Index::open(&i.4).unwrap()).collect();
+    let opened: Vec<leakdex::partition::IndexSet> = indexes
+        .iter()
+        .map(|i| leakdex::partition::IndexSet::open(&[&i.4]).unwrap())
+        .collect();
     // With gzip: a `<PREFIX>.gz` beside every `<PREFIX>`, which is a copy and not read.
     let mirror = dir.path().join("mirror");
     let export_options = ExportOptions {
