@@ -1,6 +1,6 @@
 //! Building an index from dumps: read (memory-mapped files; gzip and zstd files, standard
-//! input and pipes as streams), parse in parallel, and write through an [`IndexWriter`] in
-//! bounded memory.
+//! input and pipes as streams; downloader trees, folders of range files, through
+//! [`crate::tree`]), parse in parallel, and write through an [`IndexWriter`] in bounded memory.
 //!
 //! Input is read in blocks of about `chunk_size` bytes ending at a line end. A stream is read
 //! (and decompressed) on a thread of its own, a few blocks ahead, into blocks that the parser
@@ -157,6 +157,8 @@ pub struct BuildSummary {
     /// Rows with count 0 in the range bodies of downloader trees: the API's padding (random
     /// suffixes, which clients drop), left out of the index.
     pub padding_rows: u64,
+    /// Files of downloader trees whose prefix is outside [`BuildOptions::prefixes`]: not read.
+    pub outside_files: u64,
 }
 
 /// Where a build's time went.
@@ -930,7 +932,7 @@ enum Sink {
 }
 
 /// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip and zstd are
-/// recognised by their first bytes).
+/// recognised by their first bytes; a folder is a downloader tree, see [`crate::tree`]).
 pub fn build_index(
     inputs: &[PathBuf],
     output: &Path,
@@ -991,7 +993,7 @@ pub fn build_index(
             Source::Mapped(m) => m.bytes().len() as u64,
             Source::Reader(_) => 0,
             Source::Index(index) => index.hash_count() * 40,
-            Source::Tree(tree) => tree.bytes(),
+            Source::Tree(tree) => tree.estimated_bytes(),
         })
         .sum();
     let out_dir = match output.parent() {
@@ -1003,7 +1005,7 @@ pub fn build_index(
     let expected = opened
         .iter()
         .map(|i| match &i.source {
-            Source::Tree(tree) => tree.text_bytes_estimate() / 30,
+            Source::Tree(tree) => tree.estimated_text_bytes() / 30,
             Source::Mapped(m) => m.bytes().len() as u64 / 34,
             Source::Reader(_) => 0,
             Source::Index(index) => index.hash_count() * 40 / 34,
@@ -1113,6 +1115,7 @@ pub fn build_index(
     let mut skipped = 0u64;
     let mut outside_partition = 0u64;
     let mut padding_rows = 0u64;
+    let mut outside_files = 0u64;
     let mut skipped_examples = Vec::new();
     // Every source so far, with the input it came in.
     let mut sources: Vec<Counted> = Vec::new();
@@ -1160,6 +1163,7 @@ pub fn build_index(
                 None => TreeRead::default(),
             };
             padding_rows += read.padding;
+            outside_files += tree.outside();
             if read.entries == 0 && !options.allow_empty {
                 return Err(empty_tree(&path, tree, read.padding));
             }
@@ -1167,7 +1171,7 @@ pub fn build_index(
                 name: tree.name().to_string(),
                 size: read.bytes,
                 lines: read.lines,
-                modified: tree.modified(),
+                modified: read.modified,
             };
             check_new_sources(
                 &sources,
@@ -1489,6 +1493,7 @@ pub fn build_index(
         timings,
         outside_partition,
         padding_rows,
+        outside_files,
     })
 }
 
@@ -1570,11 +1575,13 @@ struct TreeRead {
     entries: u64,
     /// Rows with count 0, left out.
     padding: u64,
+    /// The newest file's modification time.
+    modified: u64,
 }
 
-/// Files of a tree read in one parallel batch, at most: with [`BuildOptions::chunk_size`]
-/// bytes per thread twice over, this bounds a batch of small files.
-const TREE_BATCH_FILES: usize = 4096;
+/// Files of a tree read in one parallel batch: about [`BuildOptions::chunk_size`] bytes per
+/// thread twice over (as for dumps), within these bounds.
+const TREE_BATCH_FILES: std::ops::RangeInclusive<usize> = 64..=4096;
 
 /// Reads a downloader tree into `sink`, in prefix order: batches of files are read,
 /// decompressed and parsed on the pool, in order, while the previous batch is written.
@@ -1594,6 +1601,9 @@ fn read_tree(
             .is_some_and(|c| c.load(Ordering::Relaxed))
     };
     let batch_bytes = (rayon::current_num_threads() * 2 * options.chunk_size) as u64;
+    let per_file = (tree.estimated_bytes() / tree.len().max(1) as u64).max(1);
+    let batch_files = ((batch_bytes / per_file) as usize)
+        .clamp(*TREE_BATCH_FILES.start(), *TREE_BATCH_FILES.end());
     let mut sink = Some(sink);
     let mut read = TreeRead::default();
     std::thread::scope(|scope| -> Result<()> {
@@ -1601,14 +1611,7 @@ fn read_tree(
         scope.spawn(move || {
             let mut start = 0;
             while start < tree.len() {
-                let mut end = start;
-                let mut bytes = 0u64;
-                while end < tree.len()
-                    && (end == start || (bytes < batch_bytes && end - start < TREE_BATCH_FILES))
-                {
-                    bytes += tree.file_size(end);
-                    end += 1;
-                }
+                let end = (start + batch_files).min(tree.len());
                 if cancelled() {
                     return;
                 }
@@ -1643,6 +1646,7 @@ fn read_tree(
                 read.lines += body.lines;
                 read.entries += body.entries.len() as u64;
                 read.padding += body.padding;
+                read.modified = read.modified.max(body.modified);
                 progress.advance(body.bytes, body.lines);
             }
         }

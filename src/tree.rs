@@ -60,6 +60,7 @@ use crate::partition::PrefixRange;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -77,6 +78,9 @@ enum Ext {
 /// The longest file name of a prefix: `5BAA6.txt`.
 const NAME_MAX: usize = 9;
 
+/// Files whose size is looked at to estimate the size of a tree.
+const SIZE_SAMPLE: usize = 1024;
+
 /// One file of a tree.
 #[derive(Clone, Debug)]
 struct PrefixFile {
@@ -86,12 +90,14 @@ struct PrefixFile {
     name: [u8; NAME_MAX],
     name_len: u8,
     ext: Ext,
-    size: u64,
 }
 
 impl PrefixFile {
-    fn name(&self) -> &str {
-        std::str::from_utf8(&self.name[..self.name_len as usize]).expect("checked ASCII")
+    /// The file's name: ASCII (a prefix and an extension), as listed.
+    fn name(&self) -> &Path {
+        Path::new(std::ffi::OsStr::from_bytes(
+            &self.name[..self.name_len as usize],
+        ))
     }
 }
 
@@ -107,8 +113,10 @@ pub struct Tree {
     kind: Option<HashKind>,
     dirs: Vec<PathBuf>,
     files: Vec<PrefixFile>,
-    bytes: u64,
-    modified: u64,
+    /// Bytes of the files, estimated from a sample of their sizes.
+    estimated_bytes: u64,
+    /// Of those, bytes of gzip files.
+    estimated_gzip_bytes: u64,
     prefixes: PrefixRange,
     outside: u64,
 }
@@ -122,6 +130,8 @@ pub struct Body {
     pub lines: u64,
     /// Bytes of the file as stored (compressed, for gzip).
     pub bytes: u64,
+    /// The file's modification time, in seconds since 1970 (0 if unknown).
+    pub modified: u64,
     /// Rows with count 0 (padding), left out of `entries`.
     pub padding: u64,
 }
@@ -138,8 +148,9 @@ pub struct BodyStats {
 impl Tree {
     /// Lists the tree at `dir` for a build of `prefixes`: resolves a data folder (by `kind`
     /// where it holds both kinds), checks every file name, and refuses a tree that misses a
-    /// prefix of `prefixes` or holds two files for one. Reads no file; takes the size and time
-    /// of the files in `prefixes`.
+    /// prefix of `prefixes` or holds two files for one. Reads no file, and looks at the size
+    /// of a sample of them only: in a folder of a million files, looking a name up costs more
+    /// than reading a small file, so each is looked up once, when it is read.
     pub fn open(dir: &Path, kind: Option<HashKind>, prefixes: PrefixRange) -> Result<Tree> {
         let (root, tree_kind, name) = resolve(dir, kind)?;
         let walker = Walker {
@@ -157,7 +168,7 @@ impl Tree {
                 dir.display()
             )));
         }
-        found.sort_by(|a, b| {
+        found.sort_unstable_by(|a, b| {
             (a.prefix, a.ext, a.dir, a.name()).cmp(&(b.prefix, b.ext, b.dir, b.name()))
         });
         let span = (found[0].prefix, found[found.len() - 1].prefix);
@@ -173,7 +184,7 @@ impl Tree {
                     let copy = last.ext == Ext::None
                         && f.ext == Ext::Gz
                         && last.dir == f.dir
-                        && f.name().get(..5) == Some(last.name());
+                        && f.name[..5] == last.name[..5];
                     if copy {
                         continue;
                     }
@@ -192,42 +203,31 @@ impl Tree {
         if files.len() as u64 != prefixes.len() as u64 {
             return Err(missing(dir, &files, prefixes, span));
         }
-        // Sizes (for progress and the sources) and the newest time, on all cores.
-        let stats: Vec<Result<(u64, u64)>> = files
+        // The size of the whole, for progress and free-space checks, from a sample of files
+        // spread over the tree (every file, up to the sample's size).
+        let step = files.len().div_ceil(SIZE_SAMPLE).max(1);
+        let sampled: Vec<(u64, bool)> = files
             .par_iter()
+            .step_by(step)
             .map(|f| {
                 let path = dirs[f.dir as usize].join(f.name());
-                let meta =
-                    std::fs::metadata(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
-                if !meta.is_file() {
-                    return Err(Error::Invalid(format!(
-                        "{}: not a regular file; a tree holds one file per prefix",
-                        path.display()
-                    )));
-                }
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                Ok((meta.len(), modified))
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                (size, f.ext == Ext::Gz)
             })
             .collect();
-        let (mut bytes, mut modified) = (0u64, 0u64);
-        for (f, s) in files.iter_mut().zip(stats) {
-            let (size, time) = s?;
-            f.size = size;
-            bytes += size;
-            modified = modified.max(time);
-        }
+        let scale = |bytes: u64| -> u64 {
+            (bytes as u128 * files.len() as u128 / sampled.len().max(1) as u128) as u64
+        };
+        let estimated_bytes = scale(sampled.iter().map(|s| s.0).sum());
+        let estimated_gzip_bytes = scale(sampled.iter().filter(|s| s.1).map(|s| s.0).sum());
         Ok(Tree {
             root,
             name,
             kind: tree_kind,
             dirs,
             files,
-            bytes,
-            modified,
+            estimated_bytes,
+            estimated_gzip_bytes,
             prefixes,
             outside,
         })
@@ -269,23 +269,16 @@ impl Tree {
         self.outside
     }
 
-    /// Bytes of the files to read, as stored (compressed ones compressed).
-    pub fn bytes(&self) -> u64 {
-        self.bytes
+    /// Bytes of the files to read, as stored (compressed ones compressed), estimated from the
+    /// sizes of a sample of them (exact for a tree of up to 1,024 files to read).
+    pub fn estimated_bytes(&self) -> u64 {
+        self.estimated_bytes
     }
 
-    /// Bytes of text the files hold, at most about: for free-space estimates. (A gzip body of
-    /// hex suffixes is about half its text.)
-    pub fn text_bytes_estimate(&self) -> u64 {
-        self.files
-            .iter()
-            .map(|f| if f.ext == Ext::Gz { f.size * 3 } else { f.size })
-            .sum()
-    }
-
-    /// The newest modification time of the files to read, in seconds since 1970 (0 if unknown).
-    pub fn modified(&self) -> u64 {
-        self.modified
+    /// Bytes of text the files hold, at most about, from [`Tree::estimated_bytes`]: for
+    /// free-space estimates. (A gzip body of hex suffixes is about half its text.)
+    pub fn estimated_text_bytes(&self) -> u64 {
+        self.estimated_bytes + 2 * self.estimated_gzip_bytes
     }
 
     /// The prefix and path of file `i` (in prefix order).
@@ -294,16 +287,11 @@ impl Tree {
         (f.prefix, self.dirs[f.dir as usize].join(f.name()))
     }
 
-    /// The stored size of file `i`, as listed.
-    pub fn file_size(&self, i: usize) -> u64 {
-        self.files[i].size
-    }
-
     /// Reads file `i`: decompresses it where it is compressed, and parses its body as hashes of
     /// `kind`. A malformed line is an [`Error::Parse`] naming the file and the line.
     pub fn read(&self, i: usize, kind: HashKind) -> Result<Body> {
         let (prefix, path) = self.file(i);
-        let (text, bytes) = read_text(&path, self.files[i].size)?;
+        let (text, stored) = read_text(&path)?;
         let mut entries = Vec::with_capacity(text.len() / (kind.hex_len() - 2) + 1);
         let stats = parse_body(prefix, &text, kind, &mut entries).map_err(|e| Error::Parse {
             path: path.clone(),
@@ -313,7 +301,8 @@ impl Tree {
         Ok(Body {
             entries,
             lines: stats.lines,
-            bytes,
+            bytes: stored.bytes,
+            modified: stored.modified,
             padding: stats.padding,
         })
     }
@@ -323,7 +312,7 @@ impl Tree {
     pub fn detect_kind(&self) -> Result<Option<HashKind>> {
         for i in 0..self.files.len() {
             let (_, path) = self.file(i);
-            let (text, _) = read_text(&path, self.files[i].size)?;
+            let (text, _) = read_text(&path)?;
             for (n, line) in text.split(|&b| b == b'\n').enumerate() {
                 let Some(line) = trim_line(line) else {
                     continue;
@@ -527,7 +516,6 @@ impl Walker {
                         name: stored,
                         name_len: bytes.len() as u8,
                         ext,
-                        size: 0,
                     });
                 }
                 Name::Meta => {}
@@ -662,25 +650,57 @@ fn grouped(n: u64) -> String {
     out
 }
 
-/// A file's text, decompressed where its first bytes say gzip or zstd, and its stored size.
-fn read_text(path: &Path, size_hint: u64) -> Result<(Vec<u8>, u64)> {
+/// A file as stored: its size and time.
+struct Stored {
+    bytes: u64,
+    modified: u64,
+}
+
+/// A file's text, decompressed where its first bytes say gzip or zstd, and its size and time.
+fn read_text(path: &Path) -> Result<(Vec<u8>, Stored)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    // The size listed, and one byte to see the end: one read for a file that did not grow.
-    let mut data = vec![0u8; size_hint as usize + 1];
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: not a regular file; a tree holds one file per prefix",
+            path.display()
+        )));
+    }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    // Room for the file and a byte more: a read that stops short of it, having read the
+    // file's size, is at the end (a regular file reads short only there), which saves the
+    // read that would return 0. A file that grew is read on to its end.
+    let size = meta.len() as usize;
+    let mut data = vec![0u8; size + 1];
     let mut filled = 0;
     loop {
         if filled == data.len() {
             data.resize(data.len() * 2, 0);
         }
+        let asked = data.len() - filled;
         match file.read(&mut data[filled..]) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if n < asked && filled == size {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(path, "cannot read", e)),
         }
     }
     data.truncate(filled);
-    let stored = filled as u64;
+    let stored = Stored {
+        bytes: filled as u64,
+        modified,
+    };
     let Some(format) = crate::build::compression(&data) else {
         return Ok((data, stored));
     };
@@ -708,7 +728,9 @@ pub fn parse_body(
     let suffix_len = kind.suffix_hex_len();
     // The hex of a hash: the prefix, then each line's suffix in turn.
     let mut hex = [0u8; 40];
-    hex[..5].copy_from_slice(format!("{prefix:05X}").as_bytes());
+    for (i, digit) in hex[..5].iter_mut().enumerate() {
+        *digit = b"0123456789ABCDEF"[(prefix >> (16 - 4 * i)) as usize & 0xF];
+    }
     let mut stats = BodyStats::default();
     let start = out.len();
     let mut sorted = true;

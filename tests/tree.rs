@@ -6,8 +6,10 @@ mod common;
 
 use common::*;
 use leakdex::export::{export, ExportOptions};
+use leakdex::BuildProgress;
 use leakdex::{build_index, BuildOptions, BuildSummary, HashKind, Index, NoProgress, PrefixRange};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The prefixes of these tests: a whole tree is 1,048,576 files, too many for a test (the
 /// README gives the measurement of one).
@@ -160,6 +162,30 @@ fn options(range: PrefixRange, kind: Option<HashKind>) -> BuildOptions {
     }
 }
 
+/// Progress of the reading phase, added up.
+#[derive(Default)]
+struct Recorder {
+    reading: AtomicBool,
+    bytes: AtomicU64,
+    lines: AtomicU64,
+    reading_total: AtomicU64,
+}
+
+impl BuildProgress for Recorder {
+    fn phase(&self, name: &str, total_bytes: u64) {
+        self.reading.store(name == "reading", Ordering::Relaxed);
+        if name == "reading" {
+            self.reading_total.store(total_bytes, Ordering::Relaxed);
+        }
+    }
+    fn advance(&self, bytes: u64, lines: u64) {
+        if self.reading.load(Ordering::Relaxed) {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.lines.fetch_add(lines, Ordering::Relaxed);
+        }
+    }
+}
+
 fn build(input: &Path, output: &Path, options: &BuildOptions) -> leakdex::Result<BuildSummary> {
     build_index(&[input.to_path_buf()], output, options, &NoProgress)
 }
@@ -212,7 +238,14 @@ fn an_official_tree_indexes_as_its_single_dump_does() {
             let padding = write_official(&tree, &model, kind, range, style);
             // The kind comes from the suffixes' length.
             let from_tree = dir.path().join("tree.ldx");
-            let summary = build(&tree, &from_tree, &options(range, None)).unwrap();
+            let progress = Recorder::default();
+            let summary = build_index(
+                std::slice::from_ref(&tree),
+                &from_tree,
+                &options(range, None),
+                &progress,
+            )
+            .unwrap();
             assert_same(&from_tree, &from_dump, &model, kind, range);
             assert_eq!(summary.padding_rows, padding);
             assert!(style == Style::Api || padding > 0);
@@ -257,6 +290,14 @@ fn an_official_tree_indexes_as_its_single_dump_does() {
                 (sources[0].size, sources[0].lines, sources[0].modified),
                 (bytes, lines, newest)
             );
+            // Progress went through the files' bytes and lines, against an estimate of the
+            // total that is exact for so few files.
+            let seen = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            assert_eq!(
+                (seen(&progress.bytes), seen(&progress.lines)),
+                (bytes, lines)
+            );
+            assert_eq!(seen(&progress.reading_total), bytes);
             // --kind agrees.
             build(&tree, &from_tree, &options(range, Some(kind))).unwrap();
             assert_same(&from_tree, &from_dump, &model, kind, range);
@@ -410,18 +451,18 @@ fn a_partial_tree_needs_prefixes_and_says_which() {
     // A part of the tree: the other files are not read, even when they would not parse.
     std::fs::write(tree.join("5BAA0.txt"), b"not a range body\r\n").unwrap();
     let done = run(
-        &[
-            "build",
-            tree_s,
-            "-o",
-            out_s,
-            "--prefixes",
-            "5baa6-5BAA7",
-            "-q",
-        ],
+        &["build", tree_s, "-o", out_s, "--prefixes", "5baa6-5BAA7"],
         b"",
     );
     assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    assert!(
+        text(&done.stderr).contains(
+            "partition: prefixes 5BAA6-5BAA7; 0 hashes outside it left out; 14 files of the \
+             tree outside it not read"
+        ),
+        "{}",
+        text(&done.stderr)
+    );
     let index = Index::open(&out).unwrap();
     for prefix in 0x5BAA6..=0x5BAA7 {
         let mut body = Vec::new();

@@ -333,13 +333,26 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         );
         if !index.partition.is_whole() {
             eprintln!(
-                "  partition: prefixes {}; {} {} outside it left out",
+                "  partition: prefixes {}; {} {} outside it left out{}",
                 index.partition,
                 super::grouped(summary.outside_partition),
                 if summary.outside_partition == 1 {
                     "hash"
                 } else {
                     "hashes"
+                },
+                if summary.outside_files > 0 {
+                    format!(
+                        "; {} {} of the tree outside it not read",
+                        super::grouped(summary.outside_files),
+                        if summary.outside_files == 1 {
+                            "file"
+                        } else {
+                            "files"
+                        }
+                    )
+                } else {
+                    String::new()
                 }
             );
         }
