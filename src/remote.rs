@@ -556,6 +556,17 @@ fn classify(e: ureq::Error) -> Failure {
             why: format!("no answer in time ({t})"),
             after: None,
         },
+        // A TLS failure (a certificate not trusted, say) comes as invalid data: not worth
+        // another try.
+        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let hint = if e.to_string().contains("UnknownIssuer") {
+                " (no trusted root signed the server's certificate: give a private CA with \
+                 --ca-cert)"
+            } else {
+                ""
+            };
+            Failure::Final(format!("failed: TLS: {e}{hint}"))
+        }
         ureq::Error::Io(e) => Failure::Retry {
             why: format!("connection: {e}"),
             after: None,

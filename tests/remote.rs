@@ -1130,7 +1130,7 @@ fn garbage_answers_end_the_check_with_a_clear_message() {
         (200, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:many", None, "line 1 has a count that is not a whole number"),
         (200, b"7EAEE8FB117AD06BDD830B7586C:3", None, "line 1 has a suffix of 27 characters where a SHA-1 range has 35 (the length of an NTLM suffix"),
         (404, b"Cannot GET /range/5BAA6\n", None, "is HTTP 404 Not Found: `Cannot GET /range/*****`"),
-        (301, b"", Some("Location: ftp://elsewhere/"), "failed"),
+        (301, b"", Some("Location: ftp://elsewhere/"), "failed: bad uri: unknown scheme: ftp"),
         (200, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:3", Some("Content-Encoding: br"), "an encoding that was not asked for (Content-Encoding: br)"),
     ];
     for (status, body, header, expect) in cases {
@@ -1222,4 +1222,97 @@ fn arguments_that_do_not_fit_are_refused() {
     );
     assert_eq!(r.status.code(), Some(2));
     assert!(text(&r.stderr).contains("--ca-cert"), "{}", text(&r.stderr));
+}
+
+/// HTTPS with rustls: a mirror whose certificate a private CA signed answers with --ca-cert
+/// naming that CA, and is refused (exit 2, a certificate error, no retries) without it.
+#[test]
+fn https_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "leakdex test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_pem = write_file(dir.path(), "ca.pem", ca_cert.pem().as_bytes());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counter = handshakes.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let config = config.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = text(&head);
+                let body = if head.starts_with("GET /range/5BAA6 ") {
+                    "1E4C9B93F3F0682250B6CF8331B7EE68FD8:77\r\n479DCEE3B4102B7DA38F570282E7A36A023:1"
+                } else {
+                    "1E4C9B93F3F0682250B6CF8331B7EE68FD7:1"
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    let r = run_direct(
+        &["check", "--remote", &url, "--ca-cert", s(&ca_pem)],
+        b"password\nhunter2\n",
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r.stderr));
+    assert_eq!(
+        text(&r.stdout),
+        "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:77\nF3BBBD66A63D4BF1747940578EC3D0103530E21D:0\n"
+    );
+    // The built-in roots do not know the private CA: refused at once, not tried again.
+    let before = handshakes.load(Ordering::SeqCst);
+    let r = run_direct(&["check", "--remote", &url], b"password\n");
+    assert_eq!(r.status.code(), Some(2));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("certificate") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    assert_eq!(handshakes.load(Ordering::SeqCst), before + 1, "{err}");
 }
