@@ -356,7 +356,7 @@ impl RemoteChecker {
             vec![work()]
         } else {
             std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
                 handles
                     .into_iter()
                     .map(|h| h.join().expect("a range worker panicked"))

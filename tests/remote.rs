@@ -661,9 +661,9 @@ fn secrets_of(item: &str, hash: &HashBytes, kind: HashKind) -> Vec<Vec<u8>> {
     let mut out = vec![
         upper.clone().into_bytes(),
         upper.to_lowercase().into_bytes(),
-        upper[5..].as_bytes().to_vec(),
+        upper.as_bytes()[5..].to_vec(),
         upper[5..].to_lowercase().into_bytes(),
-        upper[..6].as_bytes().to_vec(),
+        upper.as_bytes()[..6].to_vec(),
         upper[..6].to_lowercase().into_bytes(),
         hash[..kind.byte_len()].to_vec(),
     ];
@@ -755,7 +755,7 @@ fn the_server_sees_prefixes_and_nothing_else() {
         .collect();
     assert_eq!(asked, prefixes);
     for p in &prefixes {
-        assert!(leaked(&raw, &[p[..5].as_bytes().to_vec()]).len() == 1);
+        assert!(leaked(&raw, &[p.as_bytes()[..5].to_vec()]).len() == 1);
     }
     assert!(raw.len() > seen.len() * 40, "{} bytes", raw.len());
     // The assertion itself.
@@ -950,7 +950,7 @@ fn reads_bodies_in_the_official_form() {
     assert_eq!(targets, expected);
 }
 
-// --- headers: padding and gzip --------------------------------------------------------------------
+// --- headers: padding and gzip ------------------------------------------------------------
 
 #[test]
 fn padding_is_asked_by_default_and_not_with_no_padding() {
@@ -1124,17 +1124,54 @@ fn a_server_that_is_down_ends_the_check_after_the_retries() {
 /// the request and what was wrong, but no prefix, hash or password.
 #[test]
 fn garbage_answers_end_the_check_with_a_clear_message() {
-    let cases: [(u16, &[u8], Option<&str>, &str); 7] = [
-        (200, b"<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>", None, "is not a range body: it is a markup (HTML or XML) page"),
-        (200, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:3\r\nhello world", None, "is not a range body: line 2 is not SUFFIX:COUNT"),
-        (200, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:many", None, "line 1 has a count that is not a whole number"),
-        (200, b"7EAEE8FB117AD06BDD830B7586C:3", None, "line 1 has a suffix of 27 characters where a SHA-1 range has 35 (the length of an NTLM suffix"),
-        (404, b"Cannot GET /range/5BAA6\n", None, "is HTTP 404 Not Found: `Cannot GET /range/*****`"),
-        (301, b"", Some("Location: ftp://elsewhere/"), "failed: bad uri: unknown scheme: ftp"),
-        (200, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:3", Some("Content-Encoding: br"), "an encoding that was not asked for (Content-Encoding: br)"),
+    const ROW: &str = "1E4C9B93F3F0682250B6CF8331B7EE68FD8";
+    let cases: [(u16, String, Option<&str>, &str); 7] = [
+        (
+            200,
+            "<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>".into(),
+            None,
+            "is not a range body: it is a markup (HTML or XML) page",
+        ),
+        (
+            200,
+            format!("{ROW}:3\r\nhello world"),
+            None,
+            "is not a range body: line 2 is not SUFFIX:COUNT",
+        ),
+        (
+            200,
+            format!("{ROW}:many"),
+            None,
+            "line 1 has a count that is not a whole number",
+        ),
+        (
+            200,
+            "7EAEE8FB117AD06BDD830B7586C:3".into(),
+            None,
+            "line 1 has a suffix of 27 characters where a SHA-1 range has 35 (the length of an \
+             NTLM suffix",
+        ),
+        (
+            404,
+            "Cannot GET /range/5BAA6\n".into(),
+            None,
+            "is HTTP 404 Not Found: `Cannot GET /range/*****`",
+        ),
+        (
+            301,
+            String::new(),
+            Some("Location: ftp://elsewhere/"),
+            "failed: bad uri: unknown scheme: ftp",
+        ),
+        (
+            200,
+            format!("{ROW}:3"),
+            Some("Content-Encoding: br"),
+            "an encoding that was not asked for (Content-Encoding: br)",
+        ),
     ];
     for (status, body, header, expect) in cases {
-        let body = body.to_vec();
+        let body = body.into_bytes();
         let header = header.map(|h| h.split_once(": ").unwrap());
         let rec = Recorder::start(move |_, _| {
             let mut a = Answer::status(status, body.clone());
@@ -1167,7 +1204,7 @@ fn garbage_answers_end_the_check_with_a_clear_message() {
     }
 }
 
-// --- arguments and TLS ----------------------------------------------------------------------------
+// --- arguments and TLS --------------------------------------------------------------------
 
 #[test]
 fn arguments_that_do_not_fit_are_refused() {
@@ -1281,7 +1318,8 @@ fn https_with_a_private_ca() {
                 }
                 let head = text(&head);
                 let body = if head.starts_with("GET /range/5BAA6 ") {
-                    "1E4C9B93F3F0682250B6CF8331B7EE68FD8:77\r\n479DCEE3B4102B7DA38F570282E7A36A023:1"
+                    "1E4C9B93F3F0682250B6CF8331B7EE68FD8:77\r\n\
+                     479DCEE3B4102B7DA38F570282E7A36A023:1"
                 } else {
                     "1E4C9B93F3F0682250B6CF8331B7EE68FD7:1"
                 };

@@ -82,19 +82,19 @@ pub struct CheckArgs {
     )]
     kind: Option<RangeMode>,
     /// With --remote: requests in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 8, requires = "remote", conflicts_with = "index",
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u16).range(1..=256))]
     connections: u16,
     /// With --remote: do not send `Add-Padding: true`.
     #[arg(long, requires = "remote", conflicts_with = "index")]
     no_padding: bool,
     /// With --remote: tries of a failed request after the first.
-    #[arg(long, value_name = "N", default_value_t = 4, requires = "remote", conflicts_with = "index",
-          value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u32).range(0..=20))]
     retries: u32,
     /// With --remote: seconds one try may take, answer included.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "remote", conflicts_with = "index",
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// With --remote: trust only the certificates in this PEM file (a private mirror's CA)
     /// rather than the built-in roots.
