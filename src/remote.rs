@@ -341,10 +341,14 @@ impl RemoteChecker {
                 }));
                 wanted.sort_unstable();
                 let request = first + g as u64;
-                let answered = self.fetch(*prefix, request, &stop).and_then(|body| {
-                    match_body(kind, &body, &wanted, &mut found)
-                        .map_err(|why| self.error(request, &format!("is not a range body: {why}")))
-                });
+                let answered = match self.fetch(*prefix, request, &stop) {
+                    // Another request failed while this one waited to try again: that failure
+                    // is the one to report.
+                    Ok(None) => return Ok(found),
+                    Ok(Some(body)) => match_body(kind, &body, &wanted, &mut found)
+                        .map_err(|why| self.error(request, &format!("is not a range body: {why}"))),
+                    Err(e) => Err(e),
+                };
                 if let Err(e) = answered {
                     stop.store(true, Ordering::Relaxed);
                     return Err((g, e));
@@ -393,8 +397,9 @@ impl RemoteChecker {
         ))
     }
 
-    /// The body of the range of `prefix`, with retries.
-    fn fetch(&self, prefix: u32, request: u64, stop: &AtomicBool) -> Result<Vec<u8>> {
+    /// The body of the range of `prefix`, with retries; `None` when `stop` was set while it
+    /// waited to try again.
+    fn fetch(&self, prefix: u32, request: u64, stop: &AtomicBool) -> Result<Option<Vec<u8>>> {
         let url = format!(
             "{}/range/{prefix:05X}{}",
             self.base,
@@ -405,7 +410,7 @@ impl RemoteChecker {
         loop {
             self.attempts.fetch_add(1, Ordering::Relaxed);
             let failure = match self.try_once(&url) {
-                Ok(body) => return Ok(body),
+                Ok(body) => return Ok(Some(body)),
                 Err(f) => f,
             };
             let (why, after) = match failure {
@@ -439,7 +444,7 @@ impl RemoteChecker {
             let until = std::time::Instant::now() + wait;
             loop {
                 if stop.load(Ordering::Relaxed) {
-                    return Err(self.error(request, "was not awaited: another request failed"));
+                    return Ok(None);
                 }
                 let left = until.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {

@@ -1204,6 +1204,32 @@ fn garbage_answers_end_the_check_with_a_clear_message() {
     }
 }
 
+/// When one request fails for good while another waits to try again, the failure is what is
+/// reported, and the waiting one is not tried again.
+#[test]
+fn a_failure_ends_the_retries_of_other_requests() {
+    let rec = Recorder::start(|req, _| {
+        if req.prefix() == 0x5BAA6 {
+            Answer::status(503, b"busy".to_vec())
+        } else {
+            Answer::status(404, b"gone".to_vec())
+        }
+    });
+    // password is 5BAA6 (request 1), hunter2 is F3BBB (request 2).
+    let r = run_direct(
+        &["check", "--remote", &rec.url, "--connections", "2"],
+        b"password\nhunter2\n",
+    );
+    assert_eq!(r.status.code(), Some(2));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("range request 2 (GET") && err.contains("is HTTP 404 Not Found: `gone`"),
+        "{err}"
+    );
+    let busy = rec.seen().iter().filter(|s| s.prefix() == 0x5BAA6).count();
+    assert!(busy < 5, "{busy} tries of the waiting request");
+}
+
 // --- arguments and TLS --------------------------------------------------------------------
 
 #[test]
