@@ -8,6 +8,7 @@
 use crate::generate::SplitMix64;
 use crate::hash::{HashBytes, HashKind};
 use crate::index::Index;
+use crate::partition::IndexSet;
 use crate::writer::record_hash;
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -57,24 +58,59 @@ pub struct BenchResult {
 
 /// Hashes half of which are in the index (drawn from random records) and half random.
 pub fn query_hashes(index: &Index, n: usize, seed: u64) -> Vec<HashBytes> {
+    query_hashes_of(std::slice::from_ref(index), n, seed)
+}
+
+/// As [`query_hashes`] over the partitions of one index: the random half is placed in the
+/// prefixes they hold, so that every query has an index to answer it.
+pub fn query_hashes_of(parts: &[Index], n: usize, seed: u64) -> Vec<HashBytes> {
     let mut rng = SplitMix64::new(seed);
-    let kind = index.kind();
-    // A filter-only index cannot give its hashes back: its queries are all random.
-    let total = if index.store_form() == crate::format::StoreForm::None {
-        0
-    } else {
-        index.hash_count()
+    let Some(kind) = parts.first().map(Index::kind) else {
+        return Vec::new();
     };
+    // A filter-only index cannot give its hashes back: its queries are all random.
+    let totals: Vec<u64> = parts
+        .iter()
+        .map(|p| {
+            if p.store_form() == crate::format::StoreForm::None {
+                0
+            } else {
+                p.hash_count()
+            }
+        })
+        .collect();
+    let total: u64 = totals.iter().sum();
+    let held: u64 = parts.iter().map(|p| u64::from(p.partition().len())).sum();
     (0..n)
         .map(|i| {
             if i % 2 == 0 && total > 0 {
-                let r = rng.next_bits() % total;
-                index.record_hash_at(r).unwrap_or([0; 20])
+                let mut r = rng.next_bits() % total;
+                for (part, &t) in parts.iter().zip(&totals) {
+                    if r < t {
+                        return part.record_hash_at(r).unwrap_or([0; 20]);
+                    }
+                    r -= t;
+                }
+                [0; 20]
             } else {
                 let mut h = [0u8; 20];
                 for chunk in h[..kind.byte_len()].chunks_mut(8) {
                     let v = rng.next_bits().to_le_bytes();
                     chunk.copy_from_slice(&v[..chunk.len()]);
+                }
+                if held < 1 << 20 || parts.iter().any(|p| !p.partition().is_whole()) {
+                    // Move the hash into a held prefix (the same for a whole index).
+                    let mut at = crate::hash::prefix_of(&h) as u64 % held;
+                    for p in parts.iter().map(Index::partition) {
+                        if at < u64::from(p.len()) {
+                            let prefix = p.first() + at as u32;
+                            h[0] = (prefix >> 12) as u8;
+                            h[1] = (prefix >> 4) as u8;
+                            h[2] = (h[2] & 0x0F) | ((prefix & 0x0F) << 4) as u8;
+                            break;
+                        }
+                        at -= u64::from(p.len());
+                    }
                 }
                 h
             }
@@ -150,7 +186,7 @@ fn measure<Q: Sync>(
 /// Measures filter lookups, password checks, store lookups (single and batched) and range
 /// bodies, each on one thread and on all; what an index's store form has (a compact store
 /// has no ranges, a filter-only index only its filter).
-pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
+pub fn run(index: &IndexSet, options: &BenchOptions) -> Vec<BenchResult> {
     let all = if options.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -160,7 +196,7 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
     if all > 1 {
         thread_counts.push(all);
     }
-    let hashes = query_hashes(index, options.queries, options.seed);
+    let hashes = query_hashes_of(index.parts(), options.queries, options.seed);
     let mut rng = SplitMix64::new(options.seed ^ 0xABCD);
     let passwords: Vec<[u8; 16]> = (0..options.queries)
         .map(|_| {
@@ -174,8 +210,21 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
             p
         })
         .collect();
+    let held: Vec<crate::partition::PrefixRange> =
+        index.parts().iter().map(Index::partition).collect();
+    let held_count: u64 = held.iter().map(|p| u64::from(p.len())).sum();
     let prefixes: Vec<u32> = (0..(options.queries / 10).max(1000))
-        .map(|_| (rng.next_bits() & 0xF_FFFF) as u32)
+        .map(|_| {
+            // A random prefix among those held (any prefix of a whole index).
+            let mut at = (rng.next_bits() & 0xF_FFFF) % held_count;
+            for p in &held {
+                if at < u64::from(p.len()) {
+                    return p.first() + at as u32;
+                }
+                at -= u64::from(p.len());
+            }
+            0
+        })
         .collect();
     let kind = index.kind();
     let store = index.store_form();
@@ -185,7 +234,11 @@ pub fn run(index: &Index, options: &BenchOptions) -> Vec<BenchResult> {
     };
     let mut results = Vec::new();
     for &threads in &thread_counts {
-        if index.filter().kind() != crate::format::FilterKind::None {
+        if index
+            .parts()
+            .iter()
+            .all(|p| p.filter().kind() != crate::format::FilterKind::None)
+        {
             results.push(measure("filter lookup", threads, &hashes, &|h| {
                 index.filter_contains(h) as u64
             }));

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::{FilterKind, StoreForm};
 use crate::hash::{HashBytes, HashKind};
 use crate::key::KeyType;
+use crate::partition::PrefixRange;
 use crate::sys::MappedFile;
 use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
 use rayon::prelude::*;
@@ -92,6 +93,9 @@ pub struct BuildOptions {
     /// size, modification time and line count (the same dump merged twice, which would double
     /// its counts). Off by default.
     pub allow_duplicate_sources: bool,
+    /// Index only the hashes whose 5-hex prefix is in this range (a partition; every prefix by
+    /// default). Hashes outside it are counted in [`BuildSummary::outside_partition`].
+    pub prefixes: crate::partition::PrefixRange,
 }
 
 impl Default for BuildOptions {
@@ -108,6 +112,7 @@ impl Default for BuildOptions {
             cancel: None,
             allow_empty: false,
             allow_duplicate_sources: false,
+            prefixes: crate::partition::PrefixRange::WHOLE,
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct BuildSummary {
     pub warnings: Vec<String>,
     /// Where the time went, stage by stage, to name a build's bottleneck.
     pub timings: BuildTimings,
+    /// Hashes of the inputs left out because their prefix is outside
+    /// [`BuildOptions::prefixes`] (always 0 for a whole build).
+    pub outside_partition: u64,
 }
 
 /// Where a build's time went.
@@ -487,9 +495,30 @@ struct Parsed {
     skipped: u64,
     /// (0-based line in block, why) of the first skipped lines.
     skipped_examples: Vec<(u64, &'static str)>,
+    /// Entries left out for a prefix outside the build's partition.
+    outside: u64,
 }
 
 fn parse_block(
+    block: &[u8],
+    kind: HashKind,
+    key: KeyType,
+    format: InputFormat,
+    prefixes: PrefixRange,
+    entries: Vec<Entry>,
+) -> Parsed {
+    let mut parsed = parse_block_whole(block, kind, key, format, entries);
+    if !prefixes.is_whole() {
+        let before = parsed.entries.len();
+        parsed
+            .entries
+            .retain(|e| prefixes.contains(crate::hash::prefix_of(&e.hash)));
+        parsed.outside = (before - parsed.entries.len()) as u64;
+    }
+    parsed
+}
+
+fn parse_block_whole(
     block: &[u8],
     kind: HashKind,
     key: KeyType,
@@ -502,6 +531,7 @@ fn parse_block(
         entries,
         skipped: 0,
         skipped_examples: Vec::new(),
+        outside: 0,
     };
     parsed.entries.clear();
     // A line of hashes is more than 32 bytes (32 hex digits and a line end at the least): one
@@ -798,10 +828,10 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
     if let Some(free) = free_space(path) {
         if need > free {
             return Err(Error::Invalid(format!(
-                "{}: {what} about {:.1} GiB, and only {:.1} GiB are free there{}",
+                "{}: not enough space: {what} about {}, and only {} are free there{}",
                 path.display(),
-                gib(need),
-                gib(free),
+                size_text(need),
+                size_text(free),
                 if what.starts_with("temporary") {
                     "; point --tmp at a bigger disk"
                 } else {
@@ -811,6 +841,20 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes for people: `5.2 GiB`, `310.4 MiB`, `12.0 KiB`, `512 bytes`.
+pub fn size_text(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Memory this machine has in all, from `/proc/meminfo` where there is one.
@@ -849,10 +893,6 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         _ => return Err(format!("`{text}` has an unknown unit (use K, M, G or T)")),
     };
     Ok((value * scale as f64) as u64)
-}
-
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
 }
 
 // --- The build ---------------------------------------------------------------------------
@@ -987,6 +1027,7 @@ pub fn build_index(
         ));
     }
 
+    let prefixes = partition_of_build(&opened, options.prefixes)?;
     // The key: as asked, or that of the indexes merged in (all alike), or passwords.
     let mut key = options.key;
     for input in &opened {
@@ -1028,13 +1069,15 @@ pub fn build_index(
         let mut writer = IndexWriter::create(output, k, options.filter)?;
         writer.set_key(key)?;
         writer.set_store(options.store, memory / 4)?;
+        writer.set_partition(prefixes);
         Ok(writer)
     };
     let mut sink: Option<Sink> = None;
     let mut skipped = 0u64;
+    let mut outside_partition = 0u64;
     let mut skipped_examples = Vec::new();
     // Every source so far, with the input it came in.
-    let mut sources: Vec<(SourceInfo, PathBuf)> = Vec::new();
+    let mut sources: Vec<Counted> = Vec::new();
     let mut sorted_input = true;
     progress.phase("reading", known_bytes);
     let started = std::time::Instant::now();
@@ -1062,7 +1105,7 @@ pub fn build_index(
                     }
                 )));
             }
-            check_new_sources(&sources, index.sources(), &path, options)?;
+            check_new_sources(&sources, index.sources(), index.partition(), &path, options)?;
             let k = *kind.get_or_insert(index.kind());
             if k != index.kind() {
                 return Err(Error::Invalid(format!(
@@ -1089,6 +1132,10 @@ pub fn build_index(
                 Ok(())
             };
             index.for_each_entry(&mut |e| {
+                if !prefixes.contains(crate::hash::prefix_of(&e.hash)) {
+                    outside_partition += 1;
+                    return Ok(());
+                }
                 chunk.push(e);
                 if chunk.len() == chunk.capacity() {
                     flush(&mut chunk, &mut state, &mut sorted_input)?;
@@ -1097,7 +1144,7 @@ pub fn build_index(
             })?;
             flush(&mut chunk, &mut state, &mut sorted_input)?;
             sink = state;
-            sources.extend(index.sources().iter().map(|s| (s.clone(), path.clone())));
+            add_sources(&mut sources, index.sources(), index.partition(), &path);
             progress.advance(index.hash_count() * 40, 0);
             continue;
         }
@@ -1175,8 +1222,14 @@ pub fn build_index(
                 lines,
                 modified: input.modified,
             };
-            check_new_sources(&sources, std::slice::from_ref(&source), &path, options)?;
-            sources.push((source, path.clone()));
+            check_new_sources(
+                &sources,
+                std::slice::from_ref(&source),
+                prefixes,
+                &path,
+                options,
+            )?;
+            add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
             continue;
         };
         if sink.is_none() {
@@ -1219,7 +1272,7 @@ pub fn build_index(
                     let parsed: Vec<Parsed> = batch
                         .par_iter()
                         .zip(buffers)
-                        .map(|(block, buf)| parse_block(block, k, key, format, buf))
+                        .map(|(block, buf)| parse_block(block, k, key, format, prefixes, buf))
                         .collect();
                     for block in batch {
                         if let Cow::Owned(block) = block {
@@ -1240,8 +1293,9 @@ pub fn build_index(
                         message: e.message,
                     })?;
                     skipped += p.skipped;
+                    outside_partition += p.outside;
                     input_skipped += p.skipped;
-                    input_entries += p.entries.len() as u64;
+                    input_entries += p.entries.len() as u64 + p.outside;
                     if let (None, Some((line, why))) = (&first_skip, p.skipped_examples.first()) {
                         first_skip = Some(format!("line {}: {why}", lines + line + 1));
                     }
@@ -1286,8 +1340,14 @@ pub fn build_index(
             lines,
             modified: input.modified,
         };
-        check_new_sources(&sources, std::slice::from_ref(&source), &path, options)?;
-        sources.push((source, path.clone()));
+        check_new_sources(
+            &sources,
+            std::slice::from_ref(&source),
+            prefixes,
+            &path,
+            options,
+        )?;
+        add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
     }
     cancel()?;
     let mut timings = BuildTimings {
@@ -1313,8 +1373,14 @@ pub fn build_index(
         None => create(kind.unwrap_or(HashKind::Sha1))?,
     };
     let mut writer = writer;
-    for (s, _) in sources {
-        writer.add_source(s);
+    // Partitions of one dump list the same source; their merge lists it once.
+    let mut listed: Vec<&SourceInfo> = Vec::new();
+    for Counted { source: s, .. } in &sources {
+        if listed.contains(&s) {
+            continue;
+        }
+        listed.push(s);
+        writer.add_source(s.clone());
     }
     cancel()?;
     let finishing = std::time::Instant::now();
@@ -1328,7 +1394,64 @@ pub fn build_index(
         sorted_input,
         warnings,
         timings,
+        outside_partition,
     })
+}
+
+/// The partition a build writes, from the one asked (`asked`, every prefix by default) and
+/// the partitions of the indexes merged in. Text inputs hold every prefix. An index merged
+/// with text must hold the whole partition being built, or its hashes would be missing from
+/// part of it. Indexes merged alone must together cover the partition without a gap; asked
+/// for every prefix, they make the partition they cover (four partitions merge into a whole
+/// index).
+fn partition_of_build(inputs: &[Input], asked: PrefixRange) -> Result<PrefixRange> {
+    let mut parts: Vec<(PrefixRange, &Path)> = inputs
+        .iter()
+        .filter_map(|i| match &i.source {
+            Source::Index(index) => Some((index.partition(), i.path.as_path())),
+            _ => None,
+        })
+        .collect();
+    if parts.len() < inputs.len() {
+        // Some text: every index must hold the partition asked.
+        if let Some((p, path)) = parts
+            .iter()
+            .find(|(p, _)| p.first() > asked.first() || p.last() < asked.last())
+        {
+            return Err(Error::Invalid(format!(
+                "{}: a partition index (prefixes {p}) cannot be merged with dumps into an index \
+                 of prefixes {asked}: its hashes of the other prefixes are not in it; build with \
+                 --prefixes {p}",
+                path.display()
+            )));
+        }
+        return Ok(asked);
+    }
+    parts.sort();
+    let Some(&(first, _)) = parts.first() else {
+        return Ok(asked);
+    };
+    let mut covered = first;
+    for &(p, path) in &parts[1..] {
+        if p.first() > covered.last() + 1 {
+            return Err(Error::Invalid(format!(
+                "{}: the partitions merged leave a gap: they hold {covered} and {p}, but not \
+                 the prefixes between",
+                path.display()
+            )));
+        }
+        covered =
+            PrefixRange::new(covered.first(), covered.last().max(p.last())).unwrap_or(covered);
+    }
+    if asked.is_whole() {
+        return Ok(covered);
+    }
+    if asked.first() < covered.first() || asked.last() > covered.last() {
+        return Err(Error::Invalid(format!(
+            "the indexes merged hold the prefixes {covered} only, not all of {asked}"
+        )));
+    }
+    Ok(asked)
 }
 
 /// `n` with the singular or plural noun.
@@ -1356,9 +1479,28 @@ fn empty_input(path: &Path, skipped: u64, first_skip: Option<String>) -> Error {
 
 /// Refuses sources already in the index being built: the same dump (by name, size, line
 /// count and modification time) added twice would double its counts.
+/// A source of the index being built: where it came in, and the prefixes of it counted.
+struct Counted {
+    source: SourceInfo,
+    from: PathBuf,
+    prefixes: PrefixRange,
+}
+
+/// Adds sources to the list (the index lists each once: see [`build_index`]'s end).
+fn add_sources(list: &mut Vec<Counted>, new: &[SourceInfo], prefixes: PrefixRange, from: &Path) {
+    list.extend(new.iter().map(|source| Counted {
+        source: source.clone(),
+        from: from.to_path_buf(),
+        prefixes,
+    }));
+}
+
+/// Refuses a source already counted for some of the same prefixes: its counts would be added
+/// twice. (Partitions of one dump hold the same source for other prefixes, and merge.)
 fn check_new_sources(
-    existing: &[(SourceInfo, PathBuf)],
+    existing: &[Counted],
     new: &[SourceInfo],
+    prefixes: PrefixRange,
     path: &Path,
     options: &BuildOptions,
 ) -> Result<()> {
@@ -1371,7 +1513,10 @@ fn check_new_sources(
         if source.name == "-" && source.modified == 0 {
             continue;
         }
-        if let Some((_, from)) = existing.iter().find(|(s, _)| s == source) {
+        if let Some(Counted { from, .. }) = existing
+            .iter()
+            .find(|c| c.source == *source && c.prefixes.overlaps(prefixes))
+        {
             return Err(Error::Invalid(format!(
                 "{}: the source `{}` ({} bytes, {}) is already counted, from {}, with the same \
                  size, line count and modification time: its counts would be added twice. Pass \
@@ -1528,7 +1673,7 @@ mod tests {
 
     #[test]
     fn a_blocks_repeats_are_summed_in_hash_order() {
-        let p = parse_block(
+        let p = parse_block_whole(
             b"b\na\nb\nc\nb\na\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1547,7 +1692,7 @@ mod tests {
 
     #[test]
     fn plaintext_lines_hash_and_skip_what_cannot_be() {
-        let p = parse_block(
+        let p = parse_block_whole(
             b"password\r\n\nbad\xff\n",
             HashKind::Ntlm,
             KeyType::Password,
@@ -1557,7 +1702,7 @@ mod tests {
         assert_eq!(p.entries.len(), 1);
         assert_eq!(p.skipped, 1);
         assert_eq!(p.skipped_examples, vec![(2, "not UTF-8, which NTLM needs")]);
-        let c = parse_block(
+        let c = parse_block_whole(
             b"alice:password\nbob\ncarol:pa:ss\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1577,7 +1722,7 @@ mod tests {
         );
         // Combo: a URL first is refused, a byte-order mark does not hide it, an empty
         // password is the empty password as before.
-        let c = parse_block(
+        let c = parse_block_whole(
             b"https://h.com:u:p\n\xEF\xBB\xBFandroid://x@a.b/:u:p\r\nalice:\n\xEF\xBB\xBF\n",
             HashKind::Sha1,
             KeyType::Password,
@@ -1603,7 +1748,7 @@ mod tests {
             https://site.com/login\n\
             nocolon\n\
             https://h.com:eve:pa:ss";
-        let p = parse_block(
+        let p = parse_block_whole(
             block,
             HashKind::Sha1,
             KeyType::Password,
@@ -1629,7 +1774,7 @@ mod tests {
         );
         assert_eq!(p.result.as_ref().unwrap().lines, 8);
         // NTLM needs UTF-8 passwords; the login may be anything.
-        let n = parse_block(
+        let n = parse_block_whole(
             b"https://h.com:\xff:pw\nhttps://h.com:u:\xff\n",
             HashKind::Ntlm,
             KeyType::Password,

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::hash::HashKind;
 use crate::index::Index;
 use crate::key::KeyType;
+use crate::partition::IndexSet;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -39,8 +40,10 @@ pub struct ExportOptions {
     pub gzip: bool,
     /// Seconds of `Cache-Control: public, max-age=` in the nginx configuration.
     pub max_age: u64,
-    /// The ranges of prefixes to write (all 2^20 by default), in any order; overlaps are
-    /// written once. A part of the tree: for a mirror split over several servers, or a trial.
+    /// The ranges of prefixes to write, in any order; overlaps are written once. A part of the
+    /// tree: for a mirror split over several servers, or a trial. By default (every prefix),
+    /// each index writes the prefixes it holds: all of them, or those of its partitions.
+    /// Ranges asked for must be held by every index given.
     pub prefixes: Vec<std::ops::RangeInclusive<u32>>,
 }
 
@@ -66,7 +69,12 @@ pub struct ExportSummary {
 }
 
 /// The folder of the tree that holds an index's ranges, by what the API asks with `mode=`.
-pub fn folder_for(index: &Index) -> &'static str {
+pub fn folder_for(index: &IndexSet) -> &'static str {
+    folder_of(&index.parts()[0])
+}
+
+/// The folder of one index (see [`folder_for`]).
+pub fn folder_of(index: &Index) -> &'static str {
     match (index.key(), index.kind()) {
         (KeyType::Password, HashKind::Sha1) => "range",
         (KeyType::Password, HashKind::Ntlm) => "range-ntlm",
@@ -75,11 +83,46 @@ pub fn folder_for(index: &Index) -> &'static str {
     }
 }
 
-/// Writes the static range tree of `indexes` (full stores, one per folder) at `dir`, which
-/// must not exist or be an empty folder. `cancel`, when set, stops it with
-/// [`Error::Interrupted`], leaving nothing behind.
+/// Groups indexes by the folder of the tree they go to: one index each, or the partitions of
+/// one (an error when they overlap or differ in store form).
+pub fn group(indexes: Vec<Index>) -> Result<Vec<IndexSet>> {
+    let mut groups: Vec<(&'static str, Vec<Index>)> = Vec::new();
+    for index in indexes {
+        let folder = folder_of(&index);
+        match groups.iter_mut().find(|(f, _)| *f == folder) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((folder, vec![index])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, group)| {
+            if group.len() > 1 {
+                if let Some(whole) = group.iter().find(|i| i.partition().is_whole()) {
+                    return Err(Error::Invalid(format!(
+                        "{}: a second index for {}/ beside {} (one index per kind and key: \
+                         SHA-1 and NTLM passwords, logins, pairs, or the partitions of one)",
+                        group
+                            .iter()
+                            .find(|i| i.path() != whole.path())
+                            .unwrap_or(whole)
+                            .path()
+                            .display(),
+                        folder_of(whole),
+                        whole.path().display()
+                    )));
+                }
+            }
+            IndexSet::new(group)
+        })
+        .collect()
+}
+
+/// Writes the static range tree of `indexes` (full stores, one index or the partitions of one
+/// per folder) at `dir`, which must not exist or be an empty folder. `cancel`, when set,
+/// stops it with [`Error::Interrupted`], leaving nothing behind.
 pub fn export(
-    indexes: &[Index],
+    indexes: &[IndexSet],
     dir: &Path,
     options: &ExportOptions,
     progress: &dyn BuildProgress,
@@ -107,34 +150,49 @@ pub fn export(
     if ranges.is_empty() {
         return Err(Error::Invalid("no prefixes to export".into()));
     }
-    let prefix_count: u64 = ranges.iter().map(|&(a, b)| u64::from(b - a + 1)).sum();
-    let shown_ranges: Vec<String> = ranges
-        .iter()
-        .map(|&(a, b)| {
-            if a == b {
-                format!("{a:05X}")
-            } else {
-                format!("{a:05X}-{b:05X}")
-            }
-        })
-        .collect();
-    let shown_ranges = shown_ranges.join(",");
     if indexes.is_empty() {
         return Err(Error::Invalid("nothing to export: give an index".into()));
     }
+    let every_prefix = ranges == [(0, 0xF_FFFF)];
     let mut folders: Vec<&'static str> = Vec::new();
+    // The ranges each index writes.
+    let mut ranges_of: Vec<Vec<(u32, u32)>> = Vec::new();
     for index in indexes {
         index.require_full_store("export")?;
         let folder = folder_for(index);
         if folders.contains(&folder) {
             return Err(Error::Invalid(format!(
                 "{}: a second index for {folder}/ (one index per kind and key: SHA-1 and NTLM \
-                 passwords, logins, pairs)",
-                index.path().display()
+                 passwords, logins, pairs, or the partitions of one)",
+                index.name()
             )));
         }
         folders.push(folder);
+        let held: Vec<(u32, u32)> = index
+            .coverage()
+            .iter()
+            .map(|r| (r.first(), r.last()))
+            .collect();
+        if every_prefix {
+            ranges_of.push(held);
+            continue;
+        }
+        if let Some(&(first, last)) = ranges
+            .iter()
+            .find(|&&(first, last)| !held.iter().any(|&(a, b)| a <= first && last <= b))
+        {
+            return Err(Error::Invalid(format!(
+                "{}: the prefixes {first:05X}-{last:05X} asked for are not all held: the index \
+                 holds {}",
+                index.name(),
+                shown(&held)
+            )));
+        }
+        ranges_of.push(ranges.clone());
     }
+    let count_of =
+        |ranges: &[(u32, u32)]| -> u64 { ranges.iter().map(|&(a, b)| u64::from(b - a + 1)).sum() };
+    let shown_ranges = shown(&ranges);
     if let Ok(mut entries) = std::fs::read_dir(dir) {
         if entries.next().is_some() {
             return Err(Error::Invalid(format!(
@@ -175,35 +233,37 @@ pub fn export(
         "{{\n  \"format\": \"leakdex-export 1\",\n  \"prefixes\": \"{shown_ranges}\",\n  \"indexes\": ["
     )
     .map_err(mio)?;
-    for (i, (index, folder)) in indexes.iter().zip(&folders).enumerate() {
-        let header = index.header();
+    let mut file_count = 0u64;
+    for (i, ((index, folder), ranges)) in indexes.iter().zip(&folders).zip(&ranges_of).enumerate() {
+        let checksums: Vec<String> = index.parts().iter().map(Index::checksum).collect();
+        let files = count_of(ranges) << u32::from(options.gzip);
+        file_count += files;
         write!(
             manifest,
             "{}\n    {{\"folder\": \"{folder}\", \"kind\": \"{}\", \"key\": \"{}\", \
-             \"hashes\": {}, \"count_sum\": \"{}\", \"index_checksum\": \"{}\", \"files\": {}}}",
+             \"hashes\": {}, \"count_sum\": \"{}\", \"index_checksum\": \"{}\", \
+             \"prefixes\": \"{}\", \"files\": {files}}}",
             if i == 0 { "" } else { "," },
             index.kind().name(),
             index.key().name(),
-            header.hash_count,
-            header.count_sum,
-            index.checksum(),
-            prefix_count << u32::from(options.gzip),
+            index.hash_count(),
+            index.count_sum(),
+            checksums.join(","),
+            shown(ranges),
         )
         .map_err(mio)?;
     }
-    let files_per_index = prefix_count << u32::from(options.gzip);
     write!(
         manifest,
-        "\n  ],\n  \"file_count\": {},\n  \"files\": {{",
-        files_per_index * indexes.len() as u64
+        "\n  ],\n  \"file_count\": {file_count},\n  \"files\": {{"
     )
     .map_err(mio)?;
 
-    progress.phase("exporting", files_per_index * indexes.len() as u64);
+    progress.phase("exporting", file_count);
     let mut files = 0u64;
     let mut bytes = 0u64;
     let mut first_file = true;
-    for (index, folder) in indexes.iter().zip(&folders) {
+    for ((index, folder), ranges) in indexes.iter().zip(&folders).zip(&ranges_of) {
         let sub = root.join(folder);
         std::fs::create_dir(&sub).map_err(|e| Error::io(&sub, "cannot create", e))?;
         let batches = ranges.iter().flat_map(|&(first, last)| {
@@ -277,7 +337,7 @@ pub fn export(
 /// Writes the body of `prefix` (and its gzip sibling); returns each file's name, SHA-256 and
 /// length.
 fn write_prefix(
-    index: &Index,
+    index: &IndexSet,
     sub: &Path,
     prefix: u32,
     gzip: bool,
@@ -315,6 +375,21 @@ fn write_prefix(
         ));
     }
     Ok(out)
+}
+
+/// Ranges as `A-B,C`: a range of one prefix as that prefix.
+fn shown(ranges: &[(u32, u32)]) -> String {
+    let shown: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                format!("{a:05X}")
+            } else {
+                format!("{a:05X}-{b:05X}")
+            }
+        })
+        .collect();
+    shown.join(",")
 }
 
 fn hex_lower(bytes: &[u8]) -> String {

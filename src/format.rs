@@ -1,4 +1,4 @@
-//! The on-disk index format, version 3. This doc comment is the specification.
+//! The on-disk index format, version 4. This doc comment is the specification.
 //!
 //! All integers are little-endian. Every section starts at a multiple of 8 bytes from the
 //! start of the file. CRC-32 is the IEEE polynomial (as in zlib, `crc32fast`).
@@ -7,13 +7,13 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `LEAKDEX\0` |
-//! | 8 | 4 | format version (3; 1 and 2 are still read, see below) |
+//! | 8 | 4 | format version (4; 1, 2 and 3 are still read, see below) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 1 | hash kind: 1 = SHA-1, 2 = NTLM |
 //! | 17 | 1 | filter kind: 0 = none, 1 = BinaryFuse8, 2 = BinaryFuse16 |
 //! | 18 | 1 | filter shard bits `s`, 0 to 12 |
 //! | 19 | 1 | key type: 0 = password, 1 = login, 2 = pair (see [`crate::key`]) |
-//! | 20 | 2 | number of sections (8) |
+//! | 20 | 2 | number of sections (9; 8 before version 4) |
 //! | 22 | 1 | login normalisation rule version: 0 for password keys, 1 for login and pair |
 //! | 23 | 1 | store form: 0 = full, 1 = compact, 2 = none (filter only); see below |
 //! | 24 | 8 | number of distinct hashes `n` (distinct 64-bit prefixes for `compact` and `none`) |
@@ -26,7 +26,7 @@
 //! `id: u32, zero: u32, offset: u64, length: u64, crc32 of the section bytes: u32, zero: u32`.
 //! The sections come in this order, each once, without overlapping: 1 `BUCKETS`,
 //! 2 `OVERFLOW_DIR`, 3 `RECORDS`, 4 `OVERFLOW`, 5 `HUGE_COUNTS`, 6 `FILTER_DATA`,
-//! 7 `FILTER_TABLE`, 8 `SOURCES`.
+//! 7 `FILTER_TABLE`, 8 `SOURCES`, 9 `PARTITION` (from version 4).
 //!
 //! # The exact store
 //! Hashes are bucketed by their 20-bit range prefix (the first five hex digits), so a range is
@@ -86,6 +86,13 @@
 //! `SOURCES`: `count: u32`, then per source `name length: u32, name (UTF-8), size in bytes:
 //! u64, lines: u64, modification time (Unix seconds, 0 when unknown): u64`.
 //!
+//! # Partition
+//! `PARTITION` (8 bytes): `first prefix: u32, last prefix: u32`, the inclusive range of 5-hex
+//! prefixes (0 to 0xFFFFF) whose hashes the index holds; `0, 0xFFFFF` for an index of a whole
+//! dump. Every bucket outside the range is empty, the filter holds no key outside it, and a
+//! reader refuses to answer for a hash outside it (see [`crate::partition`]). Indexes before
+//! version 4 have no such section and hold every prefix.
+//!
 //! # Compatibility
 //! A reader refuses a file whose version is newer than it knows with
 //! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion), and a normalisation rule
@@ -98,13 +105,15 @@
 //!   Its byte 23 is zero: a version-2 file is a `full` store.
 //! - Version 3 adds the store form (byte 23), compact and filter-only stores, and takes the
 //!   filter key from bits 0..64 instead of 12..76.
+//! - Version 4 adds the `PARTITION` section (so 9 sections, and the first section starts 32
+//!   bytes later).
 
 use crate::hash::{HashBytes, HashKind};
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"LEAKDEX\0";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes per section-table entry.
@@ -162,11 +171,13 @@ pub enum SectionId {
     FilterTable = 7,
     /// What the index was built from.
     Sources = 8,
+    /// The range of prefixes the index holds (from version 4).
+    Partition = 9,
 }
 
 impl SectionId {
     /// All sections, in file order.
-    pub const ALL: [SectionId; 8] = [
+    pub const ALL: [SectionId; 9] = [
         SectionId::Buckets,
         SectionId::OverflowDir,
         SectionId::Records,
@@ -175,7 +186,17 @@ impl SectionId {
         SectionId::FilterData,
         SectionId::FilterTable,
         SectionId::Sources,
+        SectionId::Partition,
     ];
+
+    /// The sections of a file of format `version`: `PARTITION` came in version 4.
+    pub fn of_version(version: u32) -> &'static [SectionId] {
+        if version >= 4 {
+            &SectionId::ALL
+        } else {
+            &SectionId::ALL[..8]
+        }
+    }
 
     /// Name shown by `info` and in errors.
     pub fn name(self) -> &'static str {
@@ -188,12 +209,18 @@ impl SectionId {
             SectionId::FilterTable => "filter table",
             SectionId::FilterData => "filter fingerprints",
             SectionId::Sources => "sources",
+            SectionId::Partition => "partition",
         }
     }
 }
 
-/// Bytes before the first section: header and table.
-pub const SECTIONS_START: usize = HEADER_LEN + SectionId::ALL.len() * SECTION_ENTRY_LEN;
+/// Bytes before the first section (header and table) in the files this build writes.
+pub const SECTIONS_START: usize = sections_start(FORMAT_VERSION);
+
+/// Bytes before the first section (header and table) in a file of format `version`.
+pub const fn sections_start(version: u32) -> usize {
+    HEADER_LEN + if version >= 4 { 9 } else { 8 } * SECTION_ENTRY_LEN
+}
 
 /// The filter kinds an index can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::filter::ShardedFilter;
 use crate::format::*;
 use crate::hash::{prefix_of, HashBytes, HashKind};
+use crate::partition::PrefixRange;
 use crate::sys::{AlignedBytes, MappedFile};
 use crate::writer::{decode_sources, SourceInfo};
 use std::cmp::Ordering;
@@ -33,6 +34,7 @@ pub struct Index {
     sections: Vec<Section>,
     filter: ShardedFilter,
     sources: Vec<SourceInfo>,
+    partition: PrefixRange,
     record_len: usize,
     overflow_count: u64,
     /// Directory groups already checked, one bit each: record directory, overflow directory.
@@ -190,7 +192,7 @@ impl Index {
             table_crc: read_u32(bytes, 56).unwrap_or(0),
         };
         if read_u32(bytes, 12) != Some(HEADER_LEN as u32)
-            || bytes[20..22] != (SectionId::ALL.len() as u16).to_le_bytes()
+            || bytes[20..22] != (SectionId::of_version(version).len() as u16).to_le_bytes()
         {
             return Err(bad("unexpected header or section-table size".into()));
         }
@@ -202,14 +204,14 @@ impl Index {
             )));
         }
         let table = bytes
-            .get(HEADER_LEN..SECTIONS_START)
+            .get(HEADER_LEN..sections_start(version))
             .ok_or_else(|| bad("truncated section table".into()))?;
         if crc32fast::hash(table) != header.table_crc {
             return Err(bad("the section table's checksum does not match".into()));
         }
         let mut sections = Vec::with_capacity(SectionId::ALL.len());
-        let mut prev_end = SECTIONS_START as u64;
-        for (i, id) in SectionId::ALL.iter().enumerate() {
+        let mut prev_end = sections_start(version) as u64;
+        for (i, id) in SectionId::of_version(version).iter().enumerate() {
             let at = i * SECTION_ENTRY_LEN;
             let offset = read_u64(table, at + 8).unwrap_or(u64::MAX);
             let len = read_u64(table, at + 16).unwrap_or(u64::MAX);
@@ -253,7 +255,11 @@ impl Index {
             SectionId::HugeCounts,
             SectionId::FilterTable,
             SectionId::Sources,
+            SectionId::Partition,
         ] {
+            if id as usize > sections.len() {
+                continue;
+            }
             if crc32fast::hash(section_bytes(id)) != sections[id as usize - 1].crc {
                 return Err(bad(format!(
                     "the {} section's checksum does not match",
@@ -281,12 +287,19 @@ impl Index {
         }
         let sources = decode_sources(section_bytes(SectionId::Sources))
             .ok_or_else(|| bad("the sources section is malformed".into()))?;
+        let partition = if sections.len() > SectionId::Partition as usize - 1 {
+            PrefixRange::decode(section_bytes(SectionId::Partition))
+                .ok_or_else(|| bad("the partition section is malformed".into()))?
+        } else {
+            PrefixRange::WHOLE
+        };
         Ok(Index {
             path,
             header,
             sections,
             filter,
             sources,
+            partition,
             record_len,
             overflow_count,
             checked_groups: [0, 1].map(|_| (0..GROUPS / 64).map(|_| AtomicU64::new(0)).collect()),
@@ -365,6 +378,34 @@ impl Index {
         ))
     }
 
+    /// The range of prefixes whose hashes the index holds: every prefix unless it was built
+    /// as a partition (`build --prefixes`).
+    pub fn partition(&self) -> PrefixRange {
+        self.partition
+    }
+
+    /// The error for a hash or prefix outside the index's partition, which it cannot answer:
+    /// "absent" would be a wrong answer. Names the partition, never the hash.
+    pub fn outside_partition(&self) -> Error {
+        Error::Invalid(format!(
+            "{}: this index is a partition that holds only the prefixes {}; it cannot answer \
+             for a hash outside them (give every partition, each with -i)",
+            self.path.display(),
+            self.partition
+        ))
+    }
+
+    /// Checks that every hash of `hashes` lies in the index's partition.
+    #[inline]
+    fn require_in_partition(&self, hashes: &[HashBytes]) -> Result<()> {
+        if self.partition.is_whole() || hashes.iter().all(|h| self.partition.contains(prefix_of(h)))
+        {
+            Ok(())
+        } else {
+            Err(self.outside_partition())
+        }
+    }
+
     /// What the hashes are hashes of: passwords, logins or pairs.
     pub fn key(&self) -> crate::key::KeyType {
         self.header.key
@@ -423,6 +464,16 @@ impl Index {
     /// A range of a directory, after checking the directory group it lies in (once).
     #[inline]
     fn directory_range(&self, which: usize, bucket: u32) -> Result<Range<u64>> {
+        if !self.partition.contains(bucket & 0xF_FFFF) {
+            return Err(self.outside_partition());
+        }
+        self.directory_range_anywhere(which, bucket)
+    }
+
+    /// A range of a directory, inside the partition or not (for `verify`, which checks that
+    /// the buckets outside it are empty).
+    #[inline]
+    pub(crate) fn directory_range_anywhere(&self, which: usize, bucket: u32) -> Result<Range<u64>> {
         if self.header.store == StoreForm::None {
             return Err(self.no_store());
         }
@@ -494,7 +545,8 @@ impl Index {
         None
     }
 
-    /// Whether the filter may hold `hash` (always true without a filter).
+    /// Whether the filter may hold `hash` (always true without a filter). The filter of a
+    /// partition holds no hash outside it: [`Index::probe`] and [`Index::check`] refuse those.
     #[inline]
     pub fn filter_contains(&self, hash: &HashBytes) -> bool {
         if self.filter.kind() == FilterKind::None {
@@ -635,6 +687,7 @@ impl Index {
         if self.header.store == StoreForm::None {
             return Err(self.no_store());
         }
+        self.require_in_partition(hashes)?;
         let start = out.len();
         out.resize(start + hashes.len(), None);
         let hits: Vec<usize> = (0..hashes.len())
@@ -653,6 +706,7 @@ impl Index {
     /// filter-only index, which has no counts: [`Index::probe`] answers for every form.
     #[inline]
     pub fn check(&self, hash: &HashBytes) -> Result<Option<Count>> {
+        self.require_in_partition(std::slice::from_ref(hash))?;
         if !self.filter_contains(hash) {
             return Ok(None);
         }
@@ -662,6 +716,7 @@ impl Index {
     /// Checks `hash` in an index of any store form.
     #[inline]
     pub fn probe(&self, hash: &HashBytes) -> Result<Presence> {
+        self.require_in_partition(std::slice::from_ref(hash))?;
         if self.header.store == StoreForm::None {
             return Ok(if self.filter_contains(hash) {
                 Presence::Possible
@@ -678,6 +733,7 @@ impl Index {
     /// Checks many hashes in an index of any store form, appending each one's answer to `out`
     /// in order (batched as [`Index::check_many`] is).
     pub fn probe_many(&self, hashes: &[HashBytes], out: &mut Vec<Presence>) -> Result<()> {
+        self.require_in_partition(hashes)?;
         if self.header.store == StoreForm::None {
             out.extend(hashes.iter().map(|h| {
                 if self.filter_contains(h) {
@@ -738,7 +794,7 @@ impl Index {
         f: &mut dyn FnMut(crate::dump::Entry) -> Result<()>,
     ) -> Result<()> {
         let len = self.record_len;
-        for bucket in 0..BUCKETS as u32 {
+        for bucket in self.partition.prefixes() {
             let records = self.bucket_bytes(bucket)?;
             let mut counts = CountCursor::new(self, self.bucket_overflow(bucket)?);
             for (i, rec) in records.chunks_exact(len).enumerate() {

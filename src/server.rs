@@ -163,20 +163,29 @@ impl Mode {
     }
 }
 
-/// The indexes being served, one per [`Mode`] at most.
+/// The indexes being served: per [`Mode`], one index or the partitions of one, by prefix.
 struct Indexes {
-    by_mode: [Option<Served>; 4],
+    by_mode: [Vec<Served>; 4],
 }
 
 impl Indexes {
-    fn get(&self, mode: Mode) -> Option<&Served> {
-        self.by_mode[mode as usize].as_ref()
+    /// The indexes of a mode, if it has any.
+    fn get(&self, mode: Mode) -> Option<&[Served]> {
+        Some(self.by_mode[mode as usize].as_slice()).filter(|s| !s.is_empty())
     }
+}
+
+/// The index of `parts` (sorted by partition) that holds `prefix`.
+fn part_for(parts: &[Served], prefix: u32) -> Option<&Served> {
+    let i = parts.partition_point(|p| p.index.partition().last() < prefix);
+    parts
+        .get(i)
+        .filter(|p| p.index.partition().contains(prefix))
 }
 
 fn load(paths: &[PathBuf]) -> Result<Indexes> {
     let mut indexes = Indexes {
-        by_mode: [None, None, None, None],
+        by_mode: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
     };
     for path in paths {
         let index = Index::open(path)?;
@@ -196,17 +205,30 @@ fn load(paths: &[PathBuf]) -> Result<Indexes> {
         };
         let mode = Mode::of(&served.index);
         let slot = &mut indexes.by_mode[mode as usize];
-        if slot.is_some() {
+        if let Some(whole) = slot
+            .iter()
+            .chain([&served])
+            .find(|s| s.index.partition().is_whole())
+            .filter(|_| !slot.is_empty())
+        {
             return Err(Error::Invalid(format!(
-                "{}: a second {} index; serve at most one index of each: SHA-1 and NTLM \
-                 passwords, logins, pairs",
+                "{}: a second {} index beside {}, which holds every prefix; serve at most one \
+                 index of each (SHA-1 and NTLM passwords, logins, pairs), or the partitions of \
+                 one (build --prefixes)",
                 path.display(),
-                mode.describe()
+                mode.describe(),
+                whole.index.path().display()
             )));
         }
-        *slot = Some(served);
+        slot.push(served);
     }
-    if indexes.by_mode.iter().all(Option::is_none) {
+    for slot in &mut indexes.by_mode {
+        slot.sort_by_key(|s| s.index.partition());
+        if !slot.is_empty() {
+            crate::partition::check_parts(&slot.iter().map(|s| &s.index).collect::<Vec<_>>())?;
+        }
+    }
+    if indexes.by_mode.iter().all(Vec::is_empty) {
         return Err(Error::Invalid("no index to serve".into()));
     }
     Ok(indexes)
@@ -444,7 +466,7 @@ impl Server {
         };
         let mode = Mode::of_query(req.uri().query());
         let indexes = self.indexes.load();
-        let Some(served) = indexes.get(mode) else {
+        let Some(parts) = indexes.get(mode) else {
             let message = match mode {
                 Mode::Sha1 => {
                     let others: Vec<&str> = Mode::ALL
@@ -464,6 +486,16 @@ impl Server {
                 ),
             };
             return with_cors(text(StatusCode::NOT_FOUND, &message));
+        };
+        let Some(served) = part_for(parts, prefix) else {
+            return with_cors(text(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "This server holds {} partitions of other prefixes only, not one of this \
+                     prefix.",
+                    mode.describe()
+                ),
+            ));
         };
         let headers = req.headers();
         let padded = headers

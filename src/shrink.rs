@@ -32,7 +32,7 @@ pub struct ShrinkSummary {
 
 /// Writes at `output` an index with a smaller store made from `source`: a compact store from
 /// a full one, or the filter alone from a full or compact one. The filter is copied as it is
-/// when its kind stays the same and the source is of format version 3 (whose filter keys are
+/// when its kind stays the same and the source is of format version 3 or later (whose filter keys are
 /// the first 64 bits of each hash, which every store form keeps); otherwise it is built
 /// again from the source's hashes. `cancel`, when set, stops it with
 /// [`Error::Interrupted`], leaving nothing behind.
@@ -100,6 +100,7 @@ pub fn shrink(
     let mut writer = IndexWriter::create(output, source.kind(), filter)?;
     writer.set_key(source.key())?;
     writer.set_store(store, options.memory)?;
+    writer.set_partition(source.partition());
     for s in source.sources() {
         writer.add_source(s.clone());
     }

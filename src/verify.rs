@@ -21,6 +21,8 @@ pub struct IndexInfo {
     pub normalisation: u8,
     /// Store form name: `full`, `compact` or `none`.
     pub store: &'static str,
+    /// The prefixes the index holds (all of them unless it is a partition).
+    pub partition: crate::partition::PrefixRange,
     /// The chance that a check of a hash absent from the dump does not answer "absent"
     /// ([`Index::false_match_rate`]).
     pub false_match_rate: f64,
@@ -81,6 +83,7 @@ impl Index {
             key: self.key().name(),
             normalisation: self.header().normalisation,
             store: self.store_form().name(),
+            partition: self.partition(),
             false_match_rate: self.false_match_rate(),
             filter: filter.name(),
             hashes: n,
@@ -147,6 +150,21 @@ impl Index {
                 let mut filter_misses = 0u64;
                 let first = (group * GROUP_BUCKETS) as u32;
                 for bucket in first..first + GROUP_BUCKETS as u32 {
+                    if !self.partition().contains(bucket) {
+                        let records = self.directory_range_anywhere(0, bucket);
+                        let overflow = self.directory_range_anywhere(1, bucket);
+                        match (records, overflow) {
+                            (Ok(r), Ok(o)) if r.is_empty() && o.is_empty() => continue,
+                            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+                            _ => {
+                                return Err(format!(
+                                    "range {bucket:05X} holds hashes outside the index's \
+                                     partition {}",
+                                    self.partition()
+                                ))
+                            }
+                        }
+                    }
                     let records = self.bucket_bytes(bucket).map_err(|e| e.to_string())?;
                     let overflow = self.bucket_overflow(bucket).map_err(|e| e.to_string())?;
                     let mut counts = CountCursor::new(self, overflow);

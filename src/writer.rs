@@ -13,6 +13,7 @@ use crate::filter::{build_shard, encode_shard_entry, BuiltShard};
 use crate::format::*;
 use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
 use crate::key::KeyType;
+use crate::partition::PrefixRange;
 use crate::sys::MappedFile;
 use rayon::prelude::*;
 use std::fs::File;
@@ -212,6 +213,7 @@ pub struct IndexWriter {
     pending_entry: Option<Entry>,
     count_sum: u128,
     sources: Vec<SourceInfo>,
+    partition: PrefixRange,
 }
 
 impl IndexWriter {
@@ -253,6 +255,7 @@ impl IndexWriter {
             pending_entry: None,
             count_sum: 0,
             sources: Vec::new(),
+            partition: PrefixRange::WHOLE,
         })
     }
 
@@ -321,6 +324,17 @@ impl IndexWriter {
         self.store
     }
 
+    /// Makes the index a partition that holds only the prefixes of `partition` (every prefix
+    /// unless set). Entries outside it are refused by [`IndexWriter::push`].
+    pub fn set_partition(&mut self, partition: PrefixRange) {
+        self.partition = partition;
+    }
+
+    /// The range of prefixes the index holds.
+    pub fn partition(&self) -> PrefixRange {
+        self.partition
+    }
+
     /// Records an input in the index's list of sources.
     pub fn add_source(&mut self, source: SourceInfo) {
         self.sources.push(source);
@@ -331,6 +345,12 @@ impl IndexWriter {
     /// For compact and filter-only indexes, hashes that agree in their first 64 bits count as
     /// equal.
     pub fn push(&mut self, mut entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
+        if !self.partition.contains(prefix_of(&entry.hash)) {
+            return Err(Error::Invalid(format!(
+                "internal error: a hash outside the partition {} reached its index",
+                self.partition
+            )));
+        }
         if self.store != StoreForm::Full {
             entry.hash = truncate_hash(&entry.hash);
         }
@@ -735,7 +755,17 @@ impl IndexWriter {
             crc: crc32fast::hash(&sources),
         });
         out.write(&sources).map_err(io)?;
-        let file_len = offset + sources.len() as u64;
+        out.pad_to_8().map_err(io)?;
+        offset = align8(offset + sources.len() as u64);
+        let partition = self.partition.encode();
+        sections.push(Section {
+            id: SectionId::Partition,
+            offset,
+            len: partition.len() as u64,
+            crc: crc32fast::hash(&partition),
+        });
+        out.write(&partition).map_err(io)?;
+        let file_len = offset + partition.len() as u64;
         let count_sum = match reuse {
             Some(r) if self.store == StoreForm::None => r.count_sum,
             _ => self.count_sum,
@@ -774,6 +804,7 @@ impl IndexWriter {
             hashes,
             count_sum,
             file_len,
+            partition: self.partition,
         })
     }
 }
@@ -1151,6 +1182,8 @@ pub struct IndexSummary {
     pub count_sum: u128,
     /// Size of the index file.
     pub file_len: u64,
+    /// The prefixes the index holds (all of them unless it is a partition).
+    pub partition: PrefixRange,
 }
 
 fn records_offset() -> u64 {

@@ -414,7 +414,9 @@ fn info_verify_and_deterministic_builds() {
     assert_eq!(v["kind"], "sha1");
     assert_eq!(v["hashes"], 4);
     assert_eq!(v["count_sum"], "8589934603");
-    assert_eq!(v["format_version"], 3);
+    assert_eq!(v["format_version"], 4);
+    assert_eq!(v["prefixes"], "00000-FFFFF");
+    assert_eq!(v["partition"], false);
     assert_eq!(v["store"], "full");
     assert_eq!(v["false_match_rate"], 0.0);
     assert_eq!(v["sources"][0]["name"], "dump.txt");

@@ -97,7 +97,7 @@ fn answers_match_of(index: &Index, model: &Model, prefixes: &[u32], store: Store
 }
 
 fn section_table(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
-    (0..8)
+    (0..leakdex::format::SectionId::ALL.len())
         .map(|i| {
             let at = HEADER_LEN + i * SECTION_ENTRY_LEN;
             let off = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
@@ -168,15 +168,15 @@ fn empty_foreign_truncated_and_future_files_are_refused() {
     assert!(Index::from_bytes(&longer, "long.ldx").is_err());
 
     let mut future = bytes.clone();
-    future[8..12].copy_from_slice(&4u32.to_le_bytes());
+    future[8..12].copy_from_slice(&5u32.to_le_bytes());
     fix_checksums(&mut future);
     let err = Index::from_bytes(&future, "future.ldx").unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
                 ..
             }
         ),
@@ -267,6 +267,48 @@ fn compact_and_filter_only_samples_are_sound_and_their_form_byte_is_checked() {
         err.to_string().contains("neither a store nor a filter"),
         "{err}"
     );
+}
+
+/// A partition section that is malformed, or that claims fewer prefixes than the store
+/// holds, is refused (by open, or by verify, which reads every bucket); a version-4 file
+/// relabelled as version 3 (8 sections) is refused too.
+#[test]
+fn a_crafted_partition_section_is_refused() {
+    let (bytes, _, _) = sample_of(FilterKind::Fuse8, StoreForm::Full);
+    let (_, off, len) = section_table(&bytes)[8];
+    assert_eq!(len, 8);
+    assert_eq!(
+        bytes[off..off + 8],
+        leakdex::PrefixRange::WHOLE.encode()[..]
+    );
+    for (first, last) in [(5u32, 4u32), (0, 0x10_0000)] {
+        let mut b = bytes.clone();
+        b[off..off + 4].copy_from_slice(&first.to_le_bytes());
+        b[off + 4..off + 8].copy_from_slice(&last.to_le_bytes());
+        fix_checksums(&mut b);
+        let err = Index::from_bytes(&b, "part.ldx").unwrap_err();
+        assert!(err.to_string().contains("partition section"), "{err}");
+    }
+    // Narrower than what the store holds: open cannot tell without reading every bucket;
+    // verify can, and queries outside the claimed range are refused, never answered.
+    let mut b = bytes.clone();
+    let narrow = leakdex::PrefixRange::new(0, 0x0_FFFF).unwrap();
+    b[off..off + 8].copy_from_slice(&narrow.encode());
+    fix_checksums(&mut b);
+    let index = Index::from_bytes(&b, "narrow.ldx").unwrap();
+    let err = index.verify().unwrap_err();
+    assert!(
+        err.to_string().contains("outside the index's partition"),
+        "{err}"
+    );
+    let hash = leakdex::hash::sha1_password(b"password");
+    assert!(index.check(&hash).is_err());
+
+    let mut b = bytes.clone();
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    fix_checksums(&mut b);
+    let err = Index::from_bytes(&b, "v3.ldx").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 }
 
 /// Damage in every store form: caught by open or verify, never a panic, and never a wrong

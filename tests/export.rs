@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use leakdex::export::{export, ExportOptions};
-use leakdex::{BuildOptions, HashKind, Index, NoProgress, StoreForm};
+use leakdex::{BuildOptions, HashKind, Index, IndexSet, NoProgress, StoreForm};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -45,6 +45,14 @@ fn indexes(dir: &Path) -> Vec<Index> {
     out
 }
 
+/// Each index alone, as `export` takes them.
+fn sets(indexes: &[Index]) -> Vec<IndexSet> {
+    indexes
+        .iter()
+        .map(|i| IndexSet::open(&[i.path()]).unwrap())
+        .collect()
+}
+
 fn options(first: u32, last: u32) -> ExportOptions {
     ExportOptions {
         gzip: true,
@@ -68,7 +76,14 @@ fn the_tree_holds_every_range_body_and_the_manifest_checks_it() {
     let dir = tempfile::tempdir().unwrap();
     let indexes = indexes(dir.path());
     let tree = dir.path().join("tree");
-    let summary = export(&indexes, &tree, &options(FIRST, LAST), &NoProgress, None).unwrap();
+    let summary = export(
+        &sets(&indexes),
+        &tree,
+        &options(FIRST, LAST),
+        &NoProgress,
+        None,
+    )
+    .unwrap();
     assert_eq!(summary.folders, ["range", "range-ntlm"]);
     assert_eq!(summary.files, 2 * 2 * 256);
     let manifest: serde_json::Value =
@@ -137,7 +152,7 @@ fn export_refuses_what_it_cannot_write() {
     std::fs::create_dir(&tree).unwrap();
     std::fs::write(tree.join("keep.txt"), b"mine").unwrap();
     let err = export(
-        &indexes[..1],
+        &sets(&indexes[..1]),
         &tree,
         &options(FIRST, FIRST),
         &NoProgress,
@@ -162,7 +177,7 @@ fn export_refuses_what_it_cannot_write() {
     let compact = Index::open(&compact_path).unwrap();
     let other = dir.path().join("other");
     let err = export(
-        &[compact],
+        &sets(&[compact]),
         &other,
         &options(FIRST, FIRST),
         &NoProgress,
@@ -174,12 +189,26 @@ fn export_refuses_what_it_cannot_write() {
         Index::open(indexes[0].path()).unwrap(),
         Index::open(indexes[0].path()).unwrap(),
     ];
-    let err = export(&twice, &other, &options(FIRST, FIRST), &NoProgress, None).unwrap_err();
+    let err = export(
+        &sets(&twice),
+        &other,
+        &options(FIRST, FIRST),
+        &NoProgress,
+        None,
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("a second index for range/"),
         "{err}"
     );
-    let err = export(&indexes, &other, &options(LAST, FIRST), &NoProgress, None).unwrap_err();
+    let err = export(
+        &sets(&indexes),
+        &other,
+        &options(LAST, FIRST),
+        &NoProgress,
+        None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not a range"), "{err}");
     assert!(!other.exists());
     assert!(files_named_with(dir.path(), ".leakdex-build-").is_empty());
@@ -235,12 +264,19 @@ fn nginx_serves_the_export_as_the_range_api() {
     let dir = tempfile::tempdir().unwrap();
     let indexes = indexes(dir.path());
     let tree = dir.path().join("tree");
-    export(&indexes, &tree, &options(FIRST, LAST), &NoProgress, None).unwrap();
+    export(
+        &sets(&indexes),
+        &tree,
+        &options(FIRST, LAST),
+        &NoProgress,
+        None,
+    )
+    .unwrap();
     // The NTLM index's prefixes too (a second export, merged into the tree by hand, since one
     // export takes one prefix range).
     let ntlm_tree = dir.path().join("ntlm-tree");
     export(
-        &indexes[1..],
+        &sets(&indexes[1..]),
         &ntlm_tree,
         &options(NTLM_FIRST, NTLM_LAST),
         &NoProgress,

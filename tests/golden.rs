@@ -4,7 +4,10 @@
 //! password index. Version 3 (store forms) is built from the same dumps again, in each form;
 //! its files were made with `leakdex build SOURCE -o NAME.ldx --store FORM --filter F` (and
 //! `--input ulp --key login|pair` for the credential ones) from a copy of the dump named as
-//! the index's source and dated 2026-11-30 00:00:00 UTC, then `gzip -9 -n`.
+//! the index's source and dated 2026-11-30 00:00:00 UTC, then `gzip -9 -n`. Version 4
+//! (partitions) is made the same way, each from a copy named as the index (`golden-v4-sha1.txt`
+//! for `golden-v4-sha1.ldx`), and adds `golden-v4-sha1-part`, built with `--prefixes
+//! 00000-7FFFF`.
 
 mod common;
 
@@ -194,28 +197,118 @@ const V3: [(&str, &str, &str, HashKind, FilterKind, StoreForm); 5] = [
     ),
 ];
 
-/// Version-3 files of every store form open, verify and answer as their form does.
+/// The version-4 golden files of whole indexes: name, dump, kind, filter, store form.
+const V4: [(&str, &str, HashKind, FilterKind, StoreForm); 5] = [
+    (
+        "golden-v4-sha1.ldx.gz",
+        "golden-v1-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::Full,
+    ),
+    (
+        "golden-v4-ntlm.ldx.gz",
+        "golden-v1-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+        StoreForm::Full,
+    ),
+    (
+        "golden-v4-sha1-compact.ldx.gz",
+        "golden-v1-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::Compact,
+    ),
+    (
+        "golden-v4-ntlm-compact.ldx.gz",
+        "golden-v1-ntlm.txt",
+        HashKind::Ntlm,
+        FilterKind::Fuse16,
+        StoreForm::Compact,
+    ),
+    (
+        "golden-v4-sha1-none.ldx.gz",
+        "golden-v1-sha1.txt",
+        HashKind::Sha1,
+        FilterKind::Fuse8,
+        StoreForm::None,
+    ),
+];
+
+/// Version-3 and version-4 files of every store form open, verify and answer as their form
+/// does; they hold every prefix.
 #[test]
-fn golden_v3_indexes_of_every_store_form_open_and_answer() {
+fn golden_v3_and_v4_indexes_of_every_store_form_open_and_answer() {
     for (index_name, dump_name, _, kind, filter, store) in V3 {
         check_golden_form(index_name, dump_name, kind, filter, 3, store);
     }
+    for (index_name, dump_name, kind, filter, store) in V4 {
+        check_golden_form(index_name, dump_name, kind, filter, 4, store);
+    }
 }
 
-/// Pins the writer: while the format version is 3, a build from the golden dump gives the
-/// golden bytes, in every store form. A deliberate format change bumps the version and adds
-/// new golden files.
+/// The version-4 partition (prefixes 00000-7FFFF) holds exactly the dump's hashes of those
+/// prefixes, answers for them and their ranges, and refuses every hash and range outside.
 #[test]
-fn the_writer_still_writes_golden_v3() {
-    for (index_name, dump_name, source_name, _, filter, store) in V3 {
+fn golden_v4_partition_answers_inside_and_refuses_outside() {
+    let name = "golden-v4-sha1-part.ldx.gz";
+    let index = Index::from_bytes(&gunzip(name), name).unwrap();
+    assert_eq!(index.header().version, 4);
+    assert_eq!(
+        index.partition(),
+        leakdex::PrefixRange::new(0, 0x7_FFFF).unwrap()
+    );
+    index.verify().unwrap();
+    let model = model_of("golden-v1-sha1.txt", HashKind::Sha1);
+    let inside = |h: &leakdex::HashBytes| leakdex::hash::prefix_of(h) <= 0x7_FFFF;
+    assert_eq!(
+        index.hash_count(),
+        model.keys().filter(|h| inside(h)).count() as u64
+    );
+    assert!(model.keys().any(|h| !inside(h)));
+    for (h, &c) in &model {
+        if inside(h) {
+            assert_eq!(index.check(h).unwrap(), Some(c));
+        } else {
+            let err = index.check(h).unwrap_err().to_string();
+            assert!(err.contains("00000-7FFFF"), "{err}");
+            assert!(index.probe(h).is_err());
+        }
+    }
+    assert!(index.range_body(0x5BAA6).unwrap() == model_range(&model, HashKind::Sha1, 0x5BAA6));
+    assert!(index.range_body(0x8846F).is_err());
+    assert!(index.range_len(0xFFFFF).is_err());
+}
+
+/// Pins the writer: while the format version is 4, a build from the golden dump gives the
+/// golden bytes, in every store form and as a partition. A deliberate format change bumps the
+/// version and adds new golden files.
+#[test]
+fn the_writer_still_writes_golden_v4() {
+    let whole = leakdex::PrefixRange::WHOLE;
+    let half = leakdex::PrefixRange::new(0, 0x7_FFFF).unwrap();
+    let cases = V4
+        .iter()
+        .map(|&(name, dump, _, filter, store)| (name, dump, filter, store, whole))
+        .chain([(
+            "golden-v4-sha1-part.ldx.gz",
+            "golden-v1-sha1.txt",
+            FilterKind::Fuse8,
+            StoreForm::Full,
+            half,
+        )]);
+    for (index_name, dump_name, filter, store, prefixes) in cases {
         let dir = tempfile::tempdir().unwrap();
         let golden = gunzip(index_name);
         let golden_index = Index::from_bytes(&golden, index_name).unwrap();
-        let input = source_as_in(&golden_index, dump_name, dir.path(), source_name);
+        let source_name = golden_index.sources()[0].name.clone();
+        let input = source_as_in(&golden_index, dump_name, dir.path(), &source_name);
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             filter,
             store,
+            prefixes,
             ..BuildOptions::default()
         };
         leakdex::build_index(&[input], &out, &options, &leakdex::NoProgress).unwrap();
@@ -226,9 +319,9 @@ fn the_writer_still_writes_golden_v3() {
     }
 }
 
-/// Indexes of logins and of credential pairs, from a committed stealer log, in versions 2 and
-/// 3: they open with their key and normalisation rule, verify, answer for a login written in
-/// another case, and the writer (parser, normalisation, format) rebuilds the version-3 ones
+/// Indexes of logins and of credential pairs, from a committed stealer log, in versions 2, 3
+/// and 4: they open with their key and normalisation rule, verify, answer for a login written
+/// in another case, and the writer (parser, normalisation, format) rebuilds the version-4 ones
 /// byte for byte.
 #[test]
 fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
@@ -238,6 +331,8 @@ fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
         ("golden-v2-pair.ldx.gz", KeyType::Pair, 2),
         ("golden-v3-login.ldx.gz", KeyType::Login, 3),
         ("golden-v3-pair.ldx.gz", KeyType::Pair, 3),
+        ("golden-v4-login.ldx.gz", KeyType::Login, 4),
+        ("golden-v4-pair.ldx.gz", KeyType::Pair, 4),
     ] {
         let golden = gunzip(index_name);
         let index = Index::from_bytes(&golden, index_name).unwrap();
@@ -252,12 +347,13 @@ fn golden_v2_login_and_pair_indexes_open_answer_and_rebuild() {
             _ => leakdex::key::pair_hash(b"ALICE@example.com", b"hunter2", &mut scratch),
         };
         assert_eq!(index.check(&hash).unwrap(), Some(1), "{index_name}");
-        if version < 3 {
+        if version < 4 {
             continue;
         }
 
         let dir = tempfile::tempdir().unwrap();
-        let input = source_as_in(&index, "golden-v2-ulp.txt", dir.path(), "golden-v3-ulp.txt");
+        let source_name = index.sources()[0].name.clone();
+        let input = source_as_in(&index, "golden-v2-ulp.txt", dir.path(), &source_name);
         let out = dir.path().join("rebuilt.ldx");
         let options = BuildOptions {
             input: InputFormat::Ulp,

@@ -142,7 +142,7 @@ fn stealer_logs_index_passwords_logins_and_pairs() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["key"], key);
         assert_eq!(v["normalisation"], normalisation);
-        assert_eq!(v["format_version"], 3);
+        assert_eq!(v["format_version"], 4);
         assert!(text(&run(&["info", s(index)], b"").stdout)
             .contains(&format!("key              {key}")));
         assert_eq!(run(&["verify", s(index)], b"").status.code(), Some(0));

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -261,42 +261,11 @@ more
 
 // --- leakdex serve ----------------------------------------------------------------------------
 
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(indexes: &[&Path]) -> Served {
-    let mut cmd = leakdex();
-    cmd.arg("serve").args(["--listen", "127.0.0.1:0"]);
-    for i in indexes {
-        cmd.arg("-i").arg(i);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("listening on http://")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Served {
-        child,
-        url: format!("http://{addr}"),
-    }
+/// `leakdex serve` of the indexes, and its URL.
+fn serve_at(indexes: &[&Path]) -> (Served, String) {
+    let served = serve(indexes, &[]);
+    let url = format!("http://{}", served.addr);
+    (served, url)
 }
 
 /// Against the real `leakdex serve` (padding and gzip on, as by default): the same output and
@@ -304,10 +273,10 @@ fn serve(indexes: &[&Path]) -> Served {
 #[test]
 fn answers_as_a_local_check_against_leakdex_serve() {
     let f = fixtures();
-    let server = serve(&[&f.sha1, &f.ntlm, &f.login, &f.pair]);
-    check_everything_against(&f, &server.url, &["sha1", "ntlm", "login", "pair"]);
+    let (_server, url) = serve_at(&[&f.sha1, &f.ntlm, &f.login, &f.pair]);
+    check_everything_against(&f, &url, &["sha1", "ntlm", "login", "pair"]);
     // A base URL with a trailing `/range/` is the same server; one connection works too.
-    let url = format!("{}/range/", server.url);
+    let url = format!("{url}/range/");
     let r = run_direct(
         &["check", "--remote", &url, "--connections", "1"],
         PASSWORDS.as_bytes(),
@@ -315,9 +284,9 @@ fn answers_as_a_local_check_against_leakdex_serve() {
     let l = run(&["check", "-i", s(&f.sha1)], PASSWORDS.as_bytes());
     assert!(r.stdout == l.stdout, "{}", text_of(&r));
     // A mode the server has no index for: its 404 ends the check, named.
-    let only_sha1 = serve(&[&f.sha1]);
+    let (_only_sha1, only_sha1) = serve_at(&[&f.sha1]);
     let r = run_direct(
-        &["check", "--remote", &only_sha1.url, "--kind", "ntlm"],
+        &["check", "--remote", &only_sha1, "--kind", "ntlm"],
         b"password\n",
     );
     assert_eq!(r.status.code(), Some(2));

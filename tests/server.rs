@@ -5,70 +5,11 @@ mod common;
 use common::*;
 use leakdex::hash::{ntlm_password, sha1_password};
 use leakdex::{HashKind, Index};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(indexes: &[&Path], extra: &[&str]) -> Served {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakdex"));
-    cmd.arg("serve").args(["--listen", "127.0.0.1:0"]);
-    for i in indexes {
-        cmd.arg("-i").arg(i);
-    }
-    let mut child = cmd
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("listening on http://")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Served { child, addr }
-}
-
-fn connect(s: &Served) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(&s.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    BufReader::new(stream)
-}
-
-fn send(
-    conn: &mut BufReader<TcpStream>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    conn.get_mut().write_all(req.as_bytes()).unwrap();
-    read_reply(conn, method == "HEAD")
-}
 
 fn get(s: &Served, path: &str, headers: &[(&str, &str)]) -> Reply {
     send(&mut connect(s), "GET", path, headers)

@@ -342,7 +342,7 @@ fn shrink_of_a_version_2_index_builds_the_filter_again() {
         let summary = leakdex::shrink(&v2, &out, &options, &NoProgress, None).unwrap();
         assert!(!summary.filter_reused);
         let shrunk = Index::open(&out).unwrap();
-        assert_eq!(shrunk.header().version, 3);
+        assert_eq!(shrunk.header().version, 4);
         v2.for_each_entry(&mut |e| {
             let p = shrunk.probe(&e.hash).unwrap();
             assert!(

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use leakdex::bench::{run, BenchOptions};
-use leakdex::Index;
+use leakdex::IndexSet;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -21,9 +21,10 @@ use std::path::PathBuf;
 /// written by `build` are small; a first read with huge pages preferred makes them large).
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// The index to measure.
-    #[arg(short, long, value_name = "INDEX")]
-    index: PathBuf,
+    /// The index to measure. Repeat it for the partitions of one index (`build --prefixes`),
+    /// measured together: each query goes to the partition that holds its prefix.
+    #[arg(short, long, value_name = "INDEX", required = true)]
+    index: Vec<PathBuf>,
     /// Queries per measurement (at least 1).
     #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     queries: u64,
@@ -36,7 +37,7 @@ pub struct BenchArgs {
 }
 
 pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
-    let index = Index::open(&args.index)?;
+    let index = IndexSet::open(&args.index)?;
     index.prefer_huge_pages();
     let options = BenchOptions {
         queries: args.queries as usize,
@@ -44,7 +45,12 @@ pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
         ..BenchOptions::default()
     };
     let results = run(&index, &options);
-    let file_len = index.header().file_len.max(1);
+    let file_len = index
+        .parts()
+        .iter()
+        .map(|p| p.header().file_len)
+        .sum::<u64>()
+        .max(1);
     let huge_share =
         leakdex::sys::file_bytes_in_huge_pages().map(|b| (b as f64 / file_len as f64).min(1.0));
     if args.json {
@@ -59,7 +65,7 @@ pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
             })
             .collect();
         let value = json!({
-            "index": args.index.display().to_string(),
+            "index": index.name(),
             "kind": index.kind().name(),
             "hashes": index.hash_count(),
             "huge_page_share": huge_share,
@@ -70,7 +76,7 @@ pub fn run_cmd(args: BenchArgs) -> anyhow::Result<u8> {
     }
     println!(
         "{}: {} {} hashes, {} queries per row",
-        args.index.display(),
+        index.name(),
         super::grouped(index.hash_count()),
         index.kind().display_name(),
         super::grouped(options.queries as u64)

@@ -123,6 +123,15 @@ pub struct CommonBuildArgs {
     /// machine's, at most 60% of what is free].
     #[arg(long, value_parser = parse_memory)]
     memory: Option<u64>,
+    /// Build a partition: index only the hashes whose 5-hex prefix is in FIRST-LAST (such as
+    /// 00000-3FFFF; either case), and leave the others out. Partitions of one dump can be
+    /// built on several machines from the same input; `check`, `range`, `serve`, `export` and
+    /// `bench` take them together (one -i each) and route each query by its prefix. A
+    /// partition index refuses to answer for a hash outside its prefixes. When merging
+    /// partition indexes alone, the output holds the prefixes they cover together (four
+    /// partitions make a whole index) [default: every prefix].
+    #[arg(long, value_name = "FIRST-LAST")]
+    prefixes: Option<leakdex::PrefixRange>,
     /// Folder for temporary partition files [default: the output's folder].
     #[arg(long, value_name = "DIR")]
     tmp: Option<PathBuf>,
@@ -227,6 +236,7 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         cancel: Some(signals.flag()),
         allow_empty: args.allow_empty,
         allow_duplicate_sources: args.allow_duplicate_sources,
+        prefixes: args.prefixes.unwrap_or_default(),
         ..BuildOptions::default()
     };
     let started = Instant::now();
@@ -306,6 +316,18 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
                 String::new()
             }
         );
+        if !index.partition.is_whole() {
+            eprintln!(
+                "  partition: prefixes {}; {} {} outside it left out",
+                index.partition,
+                super::grouped(summary.outside_partition),
+                if summary.outside_partition == 1 {
+                    "hash"
+                } else {
+                    "hashes"
+                }
+            );
+        }
         // Where the time went, so that a slow build names its bottleneck.
         let t = &summary.timings;
         let streams = if t.stream_reading + t.stream_waiting > std::time::Duration::ZERO {

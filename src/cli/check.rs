@@ -5,7 +5,7 @@ use clap::Args;
 use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
 use leakdex::remote::{RangeMode, RemoteChecker, RemoteOptions};
-use leakdex::{HashBytes, HashKind, Index, KeyType, Presence, StoreForm};
+use leakdex::{HashBytes, HashKind, IndexSet, KeyType, Presence, StoreForm};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -58,7 +58,9 @@ use std::time::Duration;
 /// (a possible hit of a filter-only index counts as found), 2 on error.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The index to check against.
+    /// The index to check against. Repeat it for the partitions of one index (`build
+    /// --prefixes`): each item goes to the partition that holds its prefix, and an item that
+    /// none holds is an error.
     #[arg(
         short,
         long,
@@ -66,7 +68,7 @@ pub struct CheckArgs {
         required_unless_present = "remote",
         conflicts_with = "remote"
     )]
-    index: Option<PathBuf>,
+    index: Vec<PathBuf>,
     /// Ask the range server at URL (its base: leakdex appends /range/PREFIX) instead of an
     /// index; only 5-hex prefixes are sent.
     #[arg(long, value_name = "URL")]
@@ -126,15 +128,14 @@ const PARALLEL_MIN: usize = 1 << 12;
 
 /// What answers: an index, or a range server.
 enum Source {
-    Local(Index),
+    Local(IndexSet),
     Remote(RemoteChecker),
 }
 
 impl Source {
     fn open(args: &CheckArgs) -> anyhow::Result<Source> {
         let Some(url) = &args.remote else {
-            let path = args.index.as_ref().expect("clap requires -i or --remote");
-            return Ok(Source::Local(Index::open(path)?));
+            return Ok(Source::Local(IndexSet::open(&args.index)?));
         };
         let ca_certs_pem = match &args.ca_cert {
             Some(path) => Some(
@@ -166,6 +167,18 @@ impl Source {
         match self {
             Source::Local(index) => index.key(),
             Source::Remote(remote) => remote.mode().key(),
+        }
+    }
+
+    /// Why `hash` cannot be answered: partitions that do not hold its prefix. A server
+    /// answers every prefix.
+    fn not_held(&self, hash: &HashBytes) -> Option<leakdex::Error> {
+        match self {
+            Source::Local(index) => index
+                .part_for(leakdex::hash::prefix_of(hash))
+                .is_none()
+                .then(|| index.not_held()),
+            Source::Remote(_) => None,
         }
     }
 
@@ -409,6 +422,9 @@ fn hash_item(
             Err(why) => bail!("{name}:{line}: {why}"),
         }
     };
+    if let Some(why) = index.not_held(&hash) {
+        bail!("{name}:{line}: {why}");
+    }
     Ok(hash)
 }
 
@@ -438,7 +454,7 @@ fn format_item(
         eprintln!(
             "leakdex: {} is filter-only: a hit (count `?`) means possibly present; about 1 in \
              {:.0} hashes that are not in it is a false positive ({:.4}%)",
-            index.path().display(),
+            index.name(),
             1.0 / rate,
             rate * 100.0
         );

@@ -52,11 +52,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     super::set_threads(args.threads)?;
     let signals = StopSignals::install().context("cannot install signal handlers")?;
     let started = Instant::now();
-    let indexes = args
-        .indexes
-        .iter()
-        .map(Index::open)
-        .collect::<leakdex::Result<Vec<_>>>()?;
+    let indexes = leakdex::export::group(
+        args.indexes
+            .iter()
+            .map(Index::open)
+            .collect::<leakdex::Result<Vec<_>>>()?,
+    )?;
     let options = ExportOptions {
         gzip: args.gzip,
         max_age: args.max_age,

@@ -11,7 +11,9 @@ use serde_json::json;
 /// absent hash can give (0 for a full store, about n/2^64 for a compact one, the filter's for
 /// a filter-only one), bits per hash and false-positive rate of the filter (measured on
 /// 200,000 random hashes), the format version and the inputs it was built from. JSON fields
-/// `store` and `false_match_rate` hold the store form and that rate.
+/// `store` and `false_match_rate` hold the store form and that rate. `prefixes` is the range of
+/// 5-hex prefixes the index holds (`00000-FFFFF` unless it is a partition made with `build
+/// --prefixes`), and `partition` says whether it is a partition.
 ///
 /// With --json, every figure is a JSON number except `count_sum`, a string of decimal digits:
 /// the sum of counts may pass 2^64 (it is kept as a 128-bit number), and many JSON readers
@@ -36,6 +38,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
             "key": info.key,
             "normalisation": info.normalisation,
             "store": info.store,
+            "prefixes": info.partition.to_string(),
+            "partition": !info.partition.is_whole(),
             "false_match_rate": info.false_match_rate,
             "hashes": info.hashes,
             "count_sum": info.count_sum.to_string(),
@@ -67,6 +71,15 @@ pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
         );
     } else {
         println!("key              {}", info.key);
+    }
+    if info.partition.is_whole() {
+        println!("prefixes         {} (all)", info.partition);
+    } else {
+        println!(
+            "prefixes         {} (a partition: {} of the 1,048,576 prefixes)",
+            info.partition,
+            g(info.partition.len() as u64)
+        );
     }
     println!("hashes           {}", g(info.hashes));
     println!("sum of counts    {}", super::grouped(info.count_sum));

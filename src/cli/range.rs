@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use leakdex::hash::parse_prefix;
-use leakdex::Index;
+use leakdex::IndexSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -13,9 +13,10 @@ use std::path::PathBuf;
 /// trailing newline, nothing at all for a prefix with no entries.
 #[derive(Args, Debug)]
 pub struct RangeArgs {
-    /// The index to read.
-    #[arg(short, long, value_name = "INDEX")]
-    index: PathBuf,
+    /// The index to read. Repeat it for the partitions of one index (`build --prefixes`): the
+    /// partition that holds the prefix answers, and a prefix that none holds is an error.
+    #[arg(short, long, value_name = "INDEX", required = true)]
+    index: Vec<PathBuf>,
     /// Five hex digits, either case.
     prefix: String,
     /// Pad with count-0 rows of random suffixes to 800-1,000 rows, as `Add-Padding: true`.
@@ -26,7 +27,7 @@ pub struct RangeArgs {
 pub fn run(args: RangeArgs) -> anyhow::Result<u8> {
     let prefix = parse_prefix(args.prefix.as_bytes())
         .with_context(|| format!("bad prefix `{}`", args.prefix))?;
-    let index = Index::open(&args.index)?;
+    let index = IndexSet::open(&args.index)?;
     let mut body = Vec::new();
     if args.pad {
         index.write_padded_range(prefix, &mut rand::rng(), &mut body)?;

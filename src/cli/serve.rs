@@ -12,13 +12,16 @@ use std::time::Duration;
 /// `GET /range/{prefix}` answers from the SHA-1 password index, `GET /range/{prefix}?mode=ntlm`
 /// from the NTLM one, `?mode=login` and `?mode=pair` from indexes of logins and of credential
 /// pairs (`build --key`), byte for byte as the official service (CORS, ETag, gzip,
-/// `Add-Padding`). Give -i once per index: at most one of each of these four.
+/// `Add-Padding`). Give -i once per index: at most one of each of these four, or the
+/// partitions of one (`build --prefixes`, which must not overlap): each request goes to the
+/// partition that holds its prefix, and a prefix that none holds is answered 404.
 /// `/health` says whether the indexes are open; `/metrics` gives Prometheus metrics. SIGHUP
 /// opens the index files again (replace them by atomic rename); SIGTERM or Ctrl-C stops after
 /// the requests in flight.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Index to serve; give it once per index (SHA-1 and NTLM passwords, logins, pairs).
+    /// Index to serve; give it once per index (SHA-1 and NTLM passwords, logins, pairs) or
+    /// per partition.
     #[arg(short, long = "index", value_name = "INDEX", required = true)]
     indexes: Vec<PathBuf>,
     /// Address to listen on: HOST:PORT (an IP address or a host name, resolved at start) or a

@@ -6,8 +6,11 @@ use leakdex::range::write_decimal;
 use leakdex::{build_index, BuildOptions, HashBytes, HashKind, Index, NoProgress};
 use std::collections::HashMap;
 use std::io::Write;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The model: every hash with the sum of its counts.
 pub type Model = HashMap<HashBytes, u64>;
@@ -197,6 +200,73 @@ pub fn read_reply(reader: &mut std::io::BufReader<std::net::TcpStream>, head_onl
         body,
     }
 }
+
+// --- `leakdex serve` --------------------------------------------------------------------
+
+/// A `leakdex serve` process on a loopback port, killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `leakdex serve` on the indexes (one -i each) and waits until it listens.
+pub fn serve(indexes: &[&Path], extra: &[&str]) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakdex"));
+    cmd.arg("serve").args(["--listen", "127.0.0.1:0"]);
+    for i in indexes {
+        cmd.arg("-i").arg(i);
+    }
+    let mut child = cmd
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Served { child, addr }
+}
+
+/// A connection to the server.
+pub fn connect(s: &Served) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(&s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    BufReader::new(stream)
+}
+
+/// Sends one request on `conn` and reads the reply.
+pub fn send(
+    conn: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.get_mut().write_all(req.as_bytes()).unwrap();
+    read_reply(conn, method == "HEAD")
+}
+
+// --- nginx ----------------------------------------------------------------------------------
 
 /// nginx serving an export tree, stopped when dropped.
 pub struct Nginx {
