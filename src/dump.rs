@@ -21,7 +21,7 @@ pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Strips the line end, byte-order marks and surrounding blanks; `None` for a blank line.
 #[inline]
-fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
+pub(crate) fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
     while let Some(rest) = line.strip_prefix(BOM) {
         line = rest;
     }
@@ -80,7 +80,7 @@ pub fn parse_line(line: &[u8], kind: HashKind) -> Result<Option<Entry>, String> 
     Ok(Some(Entry { hash, count }))
 }
 
-fn parse_count(text: &[u8]) -> Result<u64, String> {
+pub(crate) fn parse_count(text: &[u8]) -> Result<u64, String> {
     if text.is_empty() {
         return Err("expected a count after `:`".to_string());
     }

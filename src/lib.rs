@@ -33,6 +33,7 @@ pub mod remote;
 pub mod server;
 pub mod shrink;
 pub mod sys;
+pub mod tree;
 pub mod verify;
 pub mod writer;
 
