@@ -1173,14 +1173,13 @@ pub fn build_index(
                 lines: read.lines,
                 modified: read.modified,
             };
-            check_new_sources(
-                &sources,
+            count_sources(
+                &mut sources,
                 std::slice::from_ref(&source),
                 prefixes,
                 &path,
                 options,
             )?;
-            add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
             continue;
         }
         if let Source::Index(index) = &input.source {
@@ -1319,14 +1318,13 @@ pub fn build_index(
                 lines,
                 modified: input.modified,
             };
-            check_new_sources(
-                &sources,
+            count_sources(
+                &mut sources,
                 std::slice::from_ref(&source),
                 prefixes,
                 &path,
                 options,
             )?;
-            add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
             continue;
         };
         if sink.is_none() {
@@ -1437,14 +1435,13 @@ pub fn build_index(
             lines,
             modified: input.modified,
         };
-        check_new_sources(
-            &sources,
+        count_sources(
+            &mut sources,
             std::slice::from_ref(&source),
             prefixes,
             &path,
             options,
         )?;
-        add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
     }
     cancel()?;
     let mut timings = BuildTimings {
@@ -1703,6 +1700,19 @@ struct Counted {
     source: SourceInfo,
     from: PathBuf,
     prefixes: PrefixRange,
+}
+
+/// Checks new sources ([`check_new_sources`]) and adds them to the list.
+fn count_sources(
+    list: &mut Vec<Counted>,
+    new: &[SourceInfo],
+    prefixes: PrefixRange,
+    from: &Path,
+    options: &BuildOptions,
+) -> Result<()> {
+    check_new_sources(list, new, prefixes, from, options)?;
+    add_sources(list, new, prefixes, from);
+    Ok(())
 }
 
 /// Adds sources to the list (the index lists each once: see [`build_index`]'s end).

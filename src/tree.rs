@@ -786,24 +786,7 @@ fn suffix_line(
     }
     hex[5..5 + suffix_len].copy_from_slice(&rest[..suffix_len]);
     let hash = decode_hex(&hex[..kind.hex_len()])?;
-    let digits = &rest[suffix_len + 1..];
-    let mut count = 0u64;
-    let mut i = 0;
-    // 18 digits cannot overflow a u64; longer counts take the checked path.
-    while i < 18 {
-        match digits.get(i) {
-            Some(&d) if d.is_ascii_digit() => count = count * 10 + (d - b'0') as u64,
-            _ => break,
-        }
-        i += 1;
-    }
-    let end = match (i, &digits[i..]) {
-        (0, _) => return None,
-        (_, []) => i,
-        (_, [b'\n', ..]) => i + 1,
-        (_, [b'\r', b'\n', ..]) => i + 2,
-        _ => return None,
-    };
+    let (count, end) = crate::dump::count_and_line_end(&rest[suffix_len + 1..], true)?;
     Some((Entry { hash, count }, suffix_len + 1 + end))
 }
 
