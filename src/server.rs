@@ -21,12 +21,17 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -38,8 +43,17 @@ pub struct ServerConfig {
     /// `Cache-Control: public, max-age=` seconds.
     pub max_age: u64,
     /// Longest time a client may take to send a request's head, and to stay idle between
-    /// requests on a kept-alive connection.
+    /// requests on a kept-alive connection. A deadline for the whole head, not per byte: a
+    /// client that trickles its head a byte at a time is closed when it runs out.
     pub header_timeout: Duration,
+    /// Longest time a response may wait for the client to read any of it. A client that asks
+    /// and never reads would otherwise hold its connection open for ever (hyper reads no
+    /// further request while a response waits to be written).
+    pub send_timeout: Duration,
+    /// Most connections served at once. At the cap the server stops accepting: new
+    /// connections wait in the kernel's listen queue (whose length the kernel bounds) until
+    /// one of those served closes.
+    pub max_connections: usize,
     /// Longest wait for requests in flight on shutdown.
     pub shutdown_grace: Duration,
     /// gzip level, 0 to 9.
@@ -58,6 +72,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_age: 2_678_400,
             header_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
             copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
@@ -98,6 +114,22 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
 
 /// Largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// The cap on connections served at once where the descriptor limit allows it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Descriptors left for other uses than connections (the listener, index files opened on
+/// reload, standard streams) when the cap is derived from the descriptor limit.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// The default cap on connections under a limit of `fd_limit` open descriptors: 10,000, or
+/// as many as the limit leaves room for after [`RESERVED_DESCRIPTORS`], at least 1.
+pub fn default_max_connections(fd_limit: Option<u64>) -> usize {
+    let room = fd_limit.map_or(u64::MAX, |l| l.saturating_sub(RESERVED_DESCRIPTORS));
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .clamp(1, DEFAULT_MAX_CONNECTIONS)
+}
 
 /// An open index with what its responses need.
 struct Served {
@@ -272,6 +304,14 @@ struct Metrics {
     bytes_sent: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    connections_open: AtomicU64,
+    connections_accepted: AtomicU64,
+    /// Times the accept loop found every connection slot taken and stopped accepting.
+    connection_limit_waits: AtomicU64,
+    /// Connections closed because their request head did not arrive in time.
+    head_timeouts: AtomicU64,
+    /// Connections closed because the client read nothing of a response in time.
+    send_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -284,6 +324,11 @@ impl Metrics {
             bytes_sent: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connection_limit_waits: AtomicU64::new(0),
+            head_timeouts: AtomicU64::new(0),
+            send_timeouts: AtomicU64::new(0),
         }
     }
 
@@ -303,7 +348,7 @@ impl Metrics {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn render(&self) -> String {
+    fn render(&self, max_connections: usize) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP leakdex_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE leakdex_http_requests_total counter\n");
@@ -352,6 +397,32 @@ impl Metrics {
             self.reloads.load(Ordering::Relaxed),
             self.reload_failures.load(Ordering::Relaxed),
         ));
+        out.push_str(&format!(
+            "# HELP leakdex_http_connections_open Connections being served.\n\
+             # TYPE leakdex_http_connections_open gauge\n\
+             leakdex_http_connections_open {}\n\
+             # HELP leakdex_http_connections_max Most connections served at once \
+             (--max-connections).\n\
+             # TYPE leakdex_http_connections_max gauge\n\
+             leakdex_http_connections_max {max_connections}\n\
+             # HELP leakdex_http_connections_accepted_total Connections accepted.\n\
+             # TYPE leakdex_http_connections_accepted_total counter\n\
+             leakdex_http_connections_accepted_total {}\n\
+             # HELP leakdex_http_connection_limit_waits_total Times every connection slot was \
+             taken, so that new connections waited in the listen queue.\n\
+             # TYPE leakdex_http_connection_limit_waits_total counter\n\
+             leakdex_http_connection_limit_waits_total {}\n\
+             # HELP leakdex_http_connection_timeouts_total Connections closed for a request \
+             head not received in time (head) or a response not read in time (send).\n\
+             # TYPE leakdex_http_connection_timeouts_total counter\n\
+             leakdex_http_connection_timeouts_total{{phase=\"head\"}} {}\n\
+             leakdex_http_connection_timeouts_total{{phase=\"send\"}} {}\n",
+            self.connections_open.load(Ordering::Relaxed),
+            self.connections_accepted.load(Ordering::Relaxed),
+            self.connection_limit_waits.load(Ordering::Relaxed),
+            self.head_timeouts.load(Ordering::Relaxed),
+            self.send_timeouts.load(Ordering::Relaxed),
+        ));
         out
     }
 }
@@ -369,6 +440,9 @@ pub enum ServerEvent {
     ShuttingDown,
     /// A connection ended with an error (a client's fault, usually).
     ConnectionError(String),
+    /// Every connection slot is taken (the number is `max_connections`): new connections
+    /// wait in the listen queue until one closes. Sent at most once a minute.
+    ConnectionLimit(usize),
 }
 
 /// A range server over open indexes.
@@ -378,6 +452,8 @@ pub struct Server {
     metrics: Metrics,
     ready: AtomicBool,
     cache_control: HeaderValue,
+    /// One permit per connection that may be served at once.
+    connection_slots: Arc<Semaphore>,
 }
 
 impl Server {
@@ -386,12 +462,14 @@ impl Server {
         let indexes = load(&config.indexes, config.copy_limit)?;
         let cache_control = HeaderValue::from_str(&format!("public, max-age={}", config.max_age))
             .expect("digits are a valid header");
+        let slots = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Ok(Server {
             config,
             indexes: ArcSwap::from_pointee(indexes),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             cache_control,
+            connection_slots: Arc::new(Semaphore::new(slots)),
         })
     }
 
@@ -431,6 +509,15 @@ impl Server {
 
     fn route<B>(&self, req: &Request<B>) -> (Route, Response<Full<Bytes>>) {
         let path = req.uri().path();
+        if announces_body(req.headers()) {
+            let route = match path {
+                p if p.starts_with("/range/") => Route::Range,
+                "/health" => Route::Health,
+                "/metrics" => Route::Metrics,
+                _ => Route::Other,
+            };
+            return (route, body_refused());
+        }
         if let Some(prefix) = path.strip_prefix("/range/") {
             return (Route::Range, self.range(req, prefix));
         }
@@ -453,7 +540,10 @@ impl Server {
                 if !method_ok {
                     return (Route::Metrics, method_not_allowed(req.method()));
                 }
-                let mut r = text(StatusCode::OK, &self.metrics.render());
+                let mut r = text(
+                    StatusCode::OK,
+                    &self.metrics.render(self.config.max_connections),
+                );
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -598,55 +688,93 @@ impl Server {
         self.run_on(listener, addr, Arc::new(on_event)).await
     }
 
-    async fn run_on(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        addr: SocketAddr,
-        on_event: Arc<dyn Fn(ServerEvent) + Send + Sync>,
-    ) -> Result<()> {
+    /// The HTTP/1 settings every connection is served with.
+    pub(crate) fn http1(&self) -> hyper::server::conn::http1::Builder {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(self.config.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES.max(8192))
             .max_headers(64)
             .keep_alive(true);
+        http
+    }
+
+    async fn run_on(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        on_event: Arc<dyn Fn(ServerEvent) + Send + Sync>,
+    ) -> Result<()> {
+        let http = self.http1();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
+        let mut shutdown = std::pin::pin!(shutdown);
         spawn_reloader(Arc::clone(&self), Arc::clone(&on_event));
         self.ready.store(true, Ordering::Release);
         on_event(ServerEvent::Listening(addr));
+        let mut warned_at: Option<Instant> = None;
         loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
-                        Ok(s) => s,
-                        Err(e) => {
-                            // Out of descriptors or similar: wait a moment rather than spin.
-                            on_event(ServerEvent::ConnectionError(format!("accept: {e}")));
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let server = Arc::clone(&self);
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let response = server.respond(&req);
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    let events = Arc::clone(&on_event);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            if !e.is_incomplete_message() && !e.is_timeout() {
-                                events(ServerEvent::ConnectionError(e.to_string()));
-                            }
-                        }
-                    });
+            // A slot first, then a connection: at the cap nothing is accepted, and new
+            // connections wait in the kernel's listen queue rather than in this process.
+            let slot = match Arc::clone(&self.connection_slots).try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    self.metrics
+                        .connection_limit_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    if warned_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        warned_at = Some(Instant::now());
+                        on_event(ServerEvent::ConnectionLimit(self.config.max_connections));
+                    }
+                    let waited = Arc::clone(&self.connection_slots).acquire_owned();
+                    match first(shutdown.as_mut(), waited).await {
+                        Either::First(()) => break,
+                        Either::Second(Ok(slot)) => slot,
+                        Either::Second(Err(_)) => break, // closed: never, the server owns it
+                    }
                 }
-                _ = &mut shutdown => break,
-            }
+            };
+            let stream = match first(shutdown.as_mut(), listener.accept()).await {
+                Either::First(()) => break,
+                Either::Second(Ok((stream, _))) => stream,
+                Either::Second(Err(e)) => {
+                    // Out of descriptors or similar: wait a moment rather than spin. The
+                    // connection stays in the listen queue meanwhile.
+                    on_event(ServerEvent::ConnectionError(format!("accept: {e}")));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = ConnectionSlot::new(Arc::clone(&self), slot);
+            let stream = SendDeadline::new(stream, self.config.send_timeout);
+            let server = Arc::clone(&self);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let response = server.respond(&req);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            let events = Arc::clone(&on_event);
+            tokio::spawn(async move {
+                let result = conn.await;
+                if let Err(e) = result {
+                    if e.is_timeout() {
+                        slot.server
+                            .metrics
+                            .head_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else if is_send_timeout(&e) {
+                        slot.server
+                            .metrics
+                            .send_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else if !e.is_incomplete_message() {
+                        events(ServerEvent::ConnectionError(e.to_string()));
+                    }
+                }
+                drop(slot);
+            });
         }
         self.ready.store(false, Ordering::Release);
         on_event(ServerEvent::ShuttingDown);
@@ -654,6 +782,171 @@ impl Server {
         let _ = tokio::time::timeout(self.config.shutdown_grace, graceful.shutdown()).await;
         Ok(())
     }
+}
+
+/// A connection's place under `max_connections`, counted in the metrics while it lasts.
+struct ConnectionSlot {
+    server: Arc<Server>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionSlot {
+    fn new(server: Arc<Server>, permit: OwnedSemaphorePermit) -> ConnectionSlot {
+        server
+            .metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        server
+            .metrics
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        ConnectionSlot {
+            server,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.server
+            .metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The message of the error a [`SendDeadline`] raises.
+const SEND_TIMEOUT: &str = "the client read none of the response in time";
+
+/// A connection whose writes fail once one has waited the send timeout without the client
+/// reading anything: the timer runs from when a write first has to wait and starts again
+/// whenever bytes go out (as nginx's `send_timeout`).
+struct SendDeadline<S> {
+    inner: S,
+    limit: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendDeadline<S> {
+    fn new(inner: S, limit: Duration) -> SendDeadline<S> {
+        SendDeadline {
+            inner,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// What a write that could not proceed returns: pending, or the timeout's error.
+    fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let timer = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                SEND_TIMEOUT,
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes on a write's outcome, starting or stopping the timer.
+    fn track<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Pending => self.wait(cx),
+            ready => {
+                self.waiting = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.track(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.track(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.track(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.track(cx, polled)
+    }
+}
+
+/// Whether a connection ended because a [`SendDeadline`] ran out.
+fn is_send_timeout(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Which of two futures finished first.
+enum Either<A, B> {
+    First(A),
+    Second(B),
+}
+
+/// Waits for the first of two futures to finish, polling `a` first (`tokio::select!` without
+/// tokio's macros, biased).
+async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::First(out));
+        }
+        if let Poll::Ready(out) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Second(out));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn spawn_reloader(server: Arc<Server>, on_event: Arc<dyn Fn(ServerEvent) + Send + Sync>) {
@@ -682,10 +975,7 @@ async fn shutdown_signal() {
         use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+                first(ctrl_c, term.recv()).await;
             }
             Err(_) => {
                 let _ = ctrl_c.await;
@@ -827,6 +1117,31 @@ fn method_not_allowed(method: &Method) -> Response<Full<Bytes>> {
         header::ALLOW,
         HeaderValue::from_static("GET, HEAD, OPTIONS"),
     );
+    r
+}
+
+/// Whether a request says a body follows its head: a `Transfer-Encoding`, or a
+/// `Content-Length` other than 0. The API takes no bodies. hyper drops the `Content-Length` of a
+/// request that also has a `Transfer-Encoding` (the smuggling shape), so that one shows here as
+/// a `Transfer-Encoding`.
+fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes().trim_ascii() != b"0")
+}
+
+/// The answer to a request with a body: 400, and the connection closes without reading the
+/// body, so that nothing in it is ever taken for a request of its own (request smuggling
+/// through a proxy that frames the body otherwise).
+fn body_refused() -> Response<Full<Bytes>> {
+    let mut r = with_cors(text(
+        StatusCode::BAD_REQUEST,
+        "This API takes no request body; send GET or HEAD without one.",
+    ));
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 

@@ -180,6 +180,50 @@ pub fn forbid_core_dumps() {
     }
 }
 
+/// Raises this process's limit on open descriptors (`RLIMIT_NOFILE`) from its soft value to
+/// its hard one, as far as the kernel allows, and returns the soft limit now in force (`None`
+/// where the platform has no such limit or it cannot be read). A server holds a descriptor
+/// per connection, and the soft limit is often 1,024 while the hard one is far higher.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every Unix.
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit` through a pointer to a local that outlives the
+        // call.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return None;
+        }
+        if limit.rlim_cur == libc::RLIM_INFINITY {
+            return Some(u64::MAX);
+        }
+        let mut want = limit.rlim_max;
+        if want == libc::RLIM_INFINITY {
+            // Linux refuses more than fs.nr_open; other systems have their own ceilings.
+            want = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(1 << 20);
+        }
+        if want > limit.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: setrlimit reads one `rlimit` from a local that outlives the call.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                return Some(want as u64);
+            }
+        }
+        Some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Writes out everything cached for the file system that holds `file` (`syncfs` on Linux; a
 /// sync of `file` alone elsewhere): one call instead of a sync per file for a tree of many
 /// small files.

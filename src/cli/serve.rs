@@ -32,9 +32,18 @@ pub struct ServeArgs {
     /// Seconds in `Cache-Control: public, max-age=`.
     #[arg(long, default_value_t = 2_678_400)]
     max_age: u64,
-    /// Seconds a client may take to send a request's head or stay idle between requests.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds a client may take to send a request's whole head (a deadline, not a gap
+    /// between bytes: a client that trickles its head is closed when it runs out), to stay
+    /// idle between requests, or to start reading a response it asked for.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     header_timeout: u64,
+    /// Most connections served at once. At the cap the server stops accepting: new
+    /// connections wait in the kernel's listen queue until a served one closes (slow or idle
+    /// ones close after --header-timeout). Each connection takes a descriptor; at start the
+    /// descriptor limit is raised to its hard limit [default: 10,000, or fewer when the
+    /// descriptor limit leaves room for fewer, 64 descriptors kept for other uses].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// Index files up to SIZE (such as 2G or 512M; 0 for none) are read into memory at start
     /// and on each SIGHUP; larger ones are mapped. A file in memory may be truncated, rewritten
     /// or removed without effect on the server. A mapped file must be replaced by rename only
@@ -53,11 +62,31 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    // Each connection holds a descriptor: lift the soft limit (often 1,024) to the hard one.
+    let fd_limit = leakdex::sys::raise_fd_limit();
+    let max_connections = match args.max_connections {
+        Some(n) => {
+            let reserved = leakdex::server::RESERVED_DESCRIPTORS;
+            if let Some(limit) = fd_limit.filter(|&l| n.saturating_add(reserved) > l) {
+                eprintln!(
+                    "leakdex: --max-connections {n} is more than the descriptor limit of {limit} \
+                     leaves room for: beyond about {} connections, new ones wait in the listen \
+                     queue as they do at the cap",
+                    limit.saturating_sub(reserved)
+                );
+            }
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }
+        None => leakdex::server::default_max_connections(fd_limit),
+    };
+    let timeout = Duration::from_secs(args.header_timeout.max(1));
     let config = ServerConfig {
         indexes: args.indexes,
         listen: args.listen,
         max_age: args.max_age,
-        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        header_timeout: timeout,
+        send_timeout: timeout,
+        max_connections,
         copy_limit: args
             .copy_limit
             .unwrap_or_else(|| ServerConfig::default().copy_limit),
@@ -78,6 +107,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             eprintln!("leakdex: reopening the indexes failed, still serving the old ones: {e}")
         }
         ServerEvent::ShuttingDown => eprintln!("leakdex: shutting down"),
+        ServerEvent::ConnectionLimit(n) => eprintln!(
+            "leakdex: {n} connections open, as many as --max-connections allows: new ones wait \
+             until some close (said at most once a minute)"
+        ),
+        // A client's doing, and its text could carry what the client sent: not logged.
         ServerEvent::ConnectionError(_) => {}
     }))?;
     Ok(0)
