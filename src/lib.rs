@@ -24,6 +24,7 @@ pub mod export;
 pub mod filter;
 pub mod format;
 pub mod generate;
+pub mod gzip;
 pub mod hash;
 pub mod index;
 pub mod key;
