@@ -21,6 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use rand::Rng as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -378,6 +379,8 @@ pub struct Server {
     metrics: Metrics,
     ready: AtomicBool,
     cache_control: HeaderValue,
+    /// Padding for gzip bodies, by suffix length (SHA-1, NTLM), made at the first need.
+    padding: [std::sync::OnceLock<crate::gzip::PaddingPool>; 2],
 }
 
 impl Server {
@@ -392,6 +395,7 @@ impl Server {
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             cache_control,
+            padding: Default::default(),
         })
     }
 
@@ -546,12 +550,45 @@ impl Server {
             }
         }
         let index = &served.index;
+        let real_rows = index.range_len(prefix).unwrap_or(0) as usize;
+        let mut rng = rand::rng();
+        // Padded and compressed: the real rows deflated, then padding deflated ahead of time
+        // (see PaddingPool). An empty range takes the path below (a body cannot start with
+        // the pool's line end).
+        let pad_rows = if padded && gzip && real_rows > 0 {
+            rng.random_range(crate::range::PAD_MIN_ROWS..=crate::range::PAD_MAX_ROWS)
+        } else {
+            0
+        };
+        if pad_rows > real_rows {
+            let mut body = Vec::with_capacity(real_rows * (index.kind().suffix_hex_len() + 8));
+            if index.write_range(prefix, &mut body).is_err() {
+                return internal_error();
+            }
+            let pool = self.padding[(index.kind() == HashKind::Ntlm) as usize].get_or_init(|| {
+                crate::gzip::PaddingPool::new(
+                    index.kind().suffix_hex_len(),
+                    self.config.gzip_level,
+                    &mut rand::rng(),
+                )
+            });
+            let body = pool.gzip_padded(
+                &body,
+                pad_rows - real_rows,
+                self.config.gzip_level,
+                &mut rng,
+            );
+            return builder
+                .header(header::CONTENT_ENCODING, "gzip")
+                .status(StatusCode::OK)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| internal_error());
+        }
         let mut body = Vec::with_capacity(
-            (index.range_len(prefix).unwrap_or(0) as usize).max(if padded { 1000 } else { 0 })
-                * (index.kind().suffix_hex_len() + 8),
+            real_rows.max(if padded { 1000 } else { 0 }) * (index.kind().suffix_hex_len() + 8),
         );
         let written = if padded {
-            index.write_padded_range(prefix, &mut rand::rng(), &mut body)
+            index.write_padded_range(prefix, &mut rng, &mut body)
         } else {
             index.write_range(prefix, &mut body)
         };
@@ -560,7 +597,7 @@ impl Server {
         }
         let body = if gzip {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            gzip_bytes(&body, self.config.gzip_level)
+            crate::gzip::gzip_bytes(&body, self.config.gzip_level)
         } else {
             body
         };
@@ -738,50 +775,6 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: std::time::Sy
         })
 }
 
-thread_local! {
-    /// One deflate state per worker thread, reset between bodies: setting one up costs more
-    /// than compressing a typical range body.
-    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// gzip (RFC 1952) of `body`: a fixed header, raw deflate, CRC-32 and length.
-fn gzip_bytes(body: &[u8], level: u32) -> Vec<u8> {
-    let level = level.min(9);
-    let mut out = Vec::with_capacity(body.len() / 2 + 64);
-    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown).
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-    DEFLATE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let fresh = !matches!(&*slot, Some((l, _)) if *l == level);
-        if fresh {
-            *slot = Some((
-                level,
-                flate2::Compress::new(flate2::Compression::new(level), false),
-            ));
-        }
-        let (_, deflate) = slot.as_mut().expect("set above");
-        deflate.reset();
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let consumed = deflate.total_in() as usize;
-            match deflate.compress_vec(&body[consumed..], &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    out.truncate(10);
-                    break;
-                }
-            }
-        }
-    });
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out
-}
-
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
@@ -857,7 +850,7 @@ mod tests {
     fn gzip_round_trips_and_reuses_its_state() {
         for level in [1, 6, 1] {
             for body in [&b""[..], b"A:1", &b"0123456789ABCDEF:12\r\n".repeat(5000)] {
-                let gz = gzip_bytes(body, level);
+                let gz = crate::gzip::gzip_bytes(body, level);
                 let mut out = Vec::new();
                 flate2::read::GzDecoder::new(&gz[..])
                     .read_to_end(&mut out)
