@@ -36,6 +36,7 @@ pub mod shrink;
 pub mod sys;
 pub mod tree;
 pub mod verify;
+pub mod web;
 pub mod writer;
 
 pub use build::{

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// server; larger ones are mapped (replace them by rename only: a mapped file that shrinks
     /// makes the server die by SIGBUS). Default: a quarter of the machine's memory.
     pub copy_limit: u64,
+    /// Whether `GET /` answers the page for people (see [`crate::web`]); without it, `/`
+    /// answers 404.
+    pub page: bool,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
             copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
+            page: true,
         }
     }
 }
@@ -255,9 +259,11 @@ enum Route {
     Health,
     Metrics,
     Other,
+    Page,
+    About,
 }
 
-const ROUTES: [&str; 4] = ["range", "health", "metrics", "other"];
+const ROUTES: [&str; 6] = ["range", "health", "metrics", "other", "page", "about"];
 const STATUSES: [u16; 8] = [200, 204, 304, 400, 404, 405, 500, 0];
 /// Upper bounds of the latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -464,11 +470,67 @@ impl Server {
                 );
                 (Route::Metrics, r)
             }
+            "/" if self.config.page => {
+                if !method_ok {
+                    return (Route::Page, method_not_allowed(req.method()));
+                }
+                (Route::Page, page())
+            }
+            "/about" => {
+                if !method_ok {
+                    return (Route::About, method_not_allowed(req.method()));
+                }
+                (Route::About, self.about())
+            }
             _ => (
                 Route::Other,
                 text(StatusCode::NOT_FOUND, "Invalid API query"),
             ),
         }
+    }
+
+    /// What the server holds, for the page: per mode, the key and hash kind, the hashes, the
+    /// prefixes and the newest index file's date. No path, file name or source.
+    fn about(&self) -> Response<Full<Bytes>> {
+        let indexes = self.indexes.load();
+        let list: Vec<serde_json::Value> = Mode::ALL
+            .into_iter()
+            .filter_map(|mode| Some((mode, indexes.get(mode)?)))
+            .map(|(mode, parts)| {
+                let first = &parts[0].index;
+                let prefixes: Vec<String> = parts
+                    .iter()
+                    .map(|p| p.index.partition().to_string())
+                    .collect();
+                let built = parts
+                    .iter()
+                    .map(|p| p.modified)
+                    .max()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                serde_json::json!({
+                    "mode": mode.name(),
+                    "key": first.key().name(),
+                    "kind": first.kind().name(),
+                    "hashes": parts.iter().map(|p| p.index.hash_count()).sum::<u64>(),
+                    "prefixes": prefixes.join(", "),
+                    "built": crate::web::utc_timestamp(built),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "indexes": list }).to_string();
+        let mut r = text(StatusCode::OK, &body);
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        r
     }
 
     fn range<B>(&self, req: &Request<B>, prefix_text: &str) -> Response<Full<Bytes>> {
@@ -780,6 +842,34 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// The page for people, with headers that keep it to itself: its content security policy,
+/// no sniffing, no referrer, no framing.
+fn page() -> Response<Full<Bytes>> {
+    let page = crate::web::Page::get();
+    // The policy is ASCII; were it not, the page would not be served without it.
+    let Ok(csp) = HeaderValue::from_str(&page.csp) else {
+        return internal_error();
+    };
+    let mut r = Response::new(Full::new(Bytes::from_static(page.html.as_bytes())));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
