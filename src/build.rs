@@ -259,7 +259,8 @@ fn decompress(
 ) -> Result<Box<dyn Read + Send>> {
     let buffered = std::io::BufReader::with_capacity(1 << 20, reader);
     Ok(match format {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        // BGZF members are inflated in parallel; other gzip files member after member.
+        Compression::Gzip => Box::new(crate::gzip::GzipReader::new(Box::new(buffered))),
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(buffered)
                 .map_err(|e| Error::io(path, "cannot start decompressing (zstd)", e))?,

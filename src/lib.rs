@@ -24,6 +24,7 @@ pub mod export;
 pub mod filter;
 pub mod format;
 pub mod generate;
+pub mod gzip;
 pub mod hash;
 pub mod index;
 pub mod key;
@@ -35,6 +36,7 @@ pub mod shrink;
 pub mod sys;
 pub mod tree;
 pub mod verify;
+pub mod web;
 pub mod writer;
 
 pub use build::{

@@ -21,6 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use rand::Rng as _;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     /// server; larger ones are mapped (replace them by rename only: a mapped file that shrinks
     /// makes the server die by SIGBUS). Default: a quarter of the machine's memory.
     pub copy_limit: u64,
+    /// Whether `GET /` answers the page for people (see [`crate::web`]); without it, `/`
+    /// answers 404.
+    pub page: bool,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
             copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
+            page: true,
         }
     }
 }
@@ -286,9 +291,11 @@ enum Route {
     Health,
     Metrics,
     Other,
+    Page,
+    About,
 }
 
-const ROUTES: [&str; 4] = ["range", "health", "metrics", "other"];
+const ROUTES: [&str; 6] = ["range", "health", "metrics", "other", "page", "about"];
 const STATUSES: [u16; 8] = [200, 204, 304, 400, 404, 405, 500, 0];
 /// Upper bounds of the latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -452,6 +459,8 @@ pub struct Server {
     metrics: Metrics,
     ready: AtomicBool,
     cache_control: HeaderValue,
+    /// Padding for gzip bodies, by suffix length (SHA-1, NTLM), made at the first need.
+    padding: [std::sync::OnceLock<crate::gzip::PaddingPool>; 2],
     /// One permit per connection that may be served at once.
     connection_slots: Arc<Semaphore>,
 }
@@ -469,6 +478,7 @@ impl Server {
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             cache_control,
+            padding: Default::default(),
             connection_slots: Arc::new(Semaphore::new(slots)),
         })
     }
@@ -514,6 +524,8 @@ impl Server {
                 p if p.starts_with("/range/") => Route::Range,
                 "/health" => Route::Health,
                 "/metrics" => Route::Metrics,
+                "/" if self.config.page => Route::Page,
+                "/about" => Route::About,
                 _ => Route::Other,
             };
             return (route, body_refused());
@@ -550,11 +562,67 @@ impl Server {
                 );
                 (Route::Metrics, r)
             }
+            "/" if self.config.page => {
+                if !method_ok {
+                    return (Route::Page, method_not_allowed(req.method()));
+                }
+                (Route::Page, page())
+            }
+            "/about" => {
+                if !method_ok {
+                    return (Route::About, method_not_allowed(req.method()));
+                }
+                (Route::About, self.about())
+            }
             _ => (
                 Route::Other,
                 text(StatusCode::NOT_FOUND, "Invalid API query"),
             ),
         }
+    }
+
+    /// What the server holds, for the page: per mode, the key and hash kind, the hashes, the
+    /// prefixes and the newest index file's date. No path, file name or source.
+    fn about(&self) -> Response<Full<Bytes>> {
+        let indexes = self.indexes.load();
+        let list: Vec<serde_json::Value> = Mode::ALL
+            .into_iter()
+            .filter_map(|mode| Some((mode, indexes.get(mode)?)))
+            .map(|(mode, parts)| {
+                let first = &parts[0].index;
+                let prefixes: Vec<String> = parts
+                    .iter()
+                    .map(|p| p.index.partition().to_string())
+                    .collect();
+                let built = parts
+                    .iter()
+                    .map(|p| p.modified)
+                    .max()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                serde_json::json!({
+                    "mode": mode.name(),
+                    "key": first.key().name(),
+                    "kind": first.kind().name(),
+                    "hashes": parts.iter().map(|p| p.index.hash_count()).sum::<u64>(),
+                    "prefixes": prefixes.join(", "),
+                    "built": crate::web::utc_timestamp(built),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "indexes": list }).to_string();
+        let mut r = text(StatusCode::OK, &body);
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        r
     }
 
     fn range<B>(&self, req: &Request<B>, prefix_text: &str) -> Response<Full<Bytes>> {
@@ -636,12 +704,45 @@ impl Server {
             }
         }
         let index = &served.index;
+        let real_rows = index.range_len(prefix).unwrap_or(0) as usize;
+        let mut rng = rand::rng();
+        // Padded and compressed: the real rows deflated, then padding deflated ahead of time
+        // (see PaddingPool). An empty range takes the path below (a body cannot start with
+        // the pool's line end).
+        let pad_rows = if padded && gzip && real_rows > 0 {
+            rng.random_range(crate::range::PAD_MIN_ROWS..=crate::range::PAD_MAX_ROWS)
+        } else {
+            0
+        };
+        if pad_rows > real_rows {
+            let mut body = Vec::with_capacity(real_rows * (index.kind().suffix_hex_len() + 8));
+            if index.write_range(prefix, &mut body).is_err() {
+                return internal_error();
+            }
+            let pool = self.padding[(index.kind() == HashKind::Ntlm) as usize].get_or_init(|| {
+                crate::gzip::PaddingPool::new(
+                    index.kind().suffix_hex_len(),
+                    self.config.gzip_level,
+                    &mut rand::rng(),
+                )
+            });
+            let body = pool.gzip_padded(
+                &body,
+                pad_rows - real_rows,
+                self.config.gzip_level,
+                &mut rng,
+            );
+            return builder
+                .header(header::CONTENT_ENCODING, "gzip")
+                .status(StatusCode::OK)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| internal_error());
+        }
         let mut body = Vec::with_capacity(
-            (index.range_len(prefix).unwrap_or(0) as usize).max(if padded { 1000 } else { 0 })
-                * (index.kind().suffix_hex_len() + 8),
+            real_rows.max(if padded { 1000 } else { 0 }) * (index.kind().suffix_hex_len() + 8),
         );
         let written = if padded {
-            index.write_padded_range(prefix, &mut rand::rng(), &mut body)
+            index.write_padded_range(prefix, &mut rng, &mut body)
         } else {
             index.write_range(prefix, &mut body)
         };
@@ -650,7 +751,7 @@ impl Server {
         }
         let body = if gzip {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            gzip_bytes(&body, self.config.gzip_level)
+            crate::gzip::gzip_bytes(&body, self.config.gzip_level)
         } else {
             body
         };
@@ -1028,55 +1129,39 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: std::time::Sy
         })
 }
 
-thread_local! {
-    /// One deflate state per worker thread, reset between bodies: setting one up costs more
-    /// than compressing a typical range body.
-    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// gzip (RFC 1952) of `body`: a fixed header, raw deflate, CRC-32 and length.
-fn gzip_bytes(body: &[u8], level: u32) -> Vec<u8> {
-    let level = level.min(9);
-    let mut out = Vec::with_capacity(body.len() / 2 + 64);
-    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown).
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-    DEFLATE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let fresh = !matches!(&*slot, Some((l, _)) if *l == level);
-        if fresh {
-            *slot = Some((
-                level,
-                flate2::Compress::new(flate2::Compression::new(level), false),
-            ));
-        }
-        let (_, deflate) = slot.as_mut().expect("set above");
-        deflate.reset();
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let consumed = deflate.total_in() as usize;
-            match deflate.compress_vec(&body[consumed..], &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    out.truncate(10);
-                    break;
-                }
-            }
-        }
-    });
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out
-}
-
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// The page for people, with headers that keep it to itself: its content security policy,
+/// no sniffing, no referrer, no framing.
+fn page() -> Response<Full<Bytes>> {
+    let page = crate::web::Page::get();
+    // The policy is ASCII; were it not, the page would not be served without it.
+    let Ok(csp) = HeaderValue::from_str(&page.csp) else {
+        return internal_error();
+    };
+    let mut r = Response::new(Full::new(Bytes::from_static(page.html.as_bytes())));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -1172,7 +1257,7 @@ mod tests {
     fn gzip_round_trips_and_reuses_its_state() {
         for level in [1, 6, 1] {
             for body in [&b""[..], b"A:1", &b"0123456789ABCDEF:12\r\n".repeat(5000)] {
-                let gz = gzip_bytes(body, level);
+                let gz = crate::gzip::gzip_bytes(body, level);
                 let mut out = Vec::new();
                 flate2::read::GzDecoder::new(&gz[..])
                     .read_to_end(&mut out)

@@ -165,6 +165,19 @@ fn in_two(bytes: &[u8], compress: fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The first half of `bytes` (cut at a line end) as BGZF, the rest as an ordinary gzip member
+/// after it, as `cat a.bgz b.gz` writes.
+fn bgzf_then_gzip(bytes: &[u8]) -> Vec<u8> {
+    let half = bytes[..bytes.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let mut out = leakdex::gzip::encode_bgzf(&bytes[..half], 3_000);
+    out.extend(gzip(&bytes[half..]));
+    out
+}
+
 fn zstd(bytes: &[u8]) -> Vec<u8> {
     zstd::stream::encode_all(bytes, 3).unwrap()
 }
@@ -194,6 +207,13 @@ fn streamed_gzip_and_zstd_inputs_build_the_mapped_builds_content() {
             (format!("{name}.2.gz"), in_two(text, gzip)),
             (format!("{name}.txt.zst"), zstd(text)),
             (format!("{name}.2.zst"), in_two(text, zstd)),
+            // BGZF, inflated in parallel: small members, so that batches of them go by.
+            (
+                format!("{name}.bgz"),
+                leakdex::gzip::encode_bgzf(text, 3_000),
+            ),
+            // BGZF then an ordinary gzip member, as `cat a.bgz b.gz` writes.
+            (format!("{name}.bgz.gz"), bgzf_then_gzip(text)),
         ];
         for (file, bytes) in &forms {
             let path = write_file(d, file, bytes);
@@ -230,6 +250,19 @@ fn streamed_gzip_and_zstd_inputs_build_the_mapped_builds_content() {
     let err = build_index(&[path], &d.join("cut.ldx"), &small_blocks, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("cut.zst"), "{err}");
     assert!(!d.join("cut.ldx").exists());
+    // So is a damaged BGZF member: the error names the input and the member's offset.
+    let mut damaged = leakdex::gzip::encode_bgzf(&sorted, 3_000);
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x55;
+    let path = write_file(d, "bad.bgz", &damaged);
+    let err = build_index(&[path], &d.join("bad.ldx"), &small_blocks, &NoProgress).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("bad.bgz")
+            && message.contains("corrupt gzip (BGZF) member at compressed byte"),
+        "{message}"
+    );
+    assert!(!d.join("bad.ldx").exists());
 }
 
 #[test]

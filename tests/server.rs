@@ -240,6 +240,30 @@ fn padding_adds_count_zero_rows_and_is_never_served_from_the_plain_cache() {
             .iter()
             .all(|r| real_rows.contains(r) || r.ends_with(":0")));
     }
+    // Padded and compressed: the real rows, then padding from the server's pool, in one gzip
+    // member (the single-member decoder reads it whole and checks its CRC and length), and a
+    // different body each time.
+    let mut bodies = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let r = get(
+            &s,
+            "/range/12345",
+            &[("Add-Padding", "true"), ("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("etag"), None);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut text)
+            .unwrap();
+        let rows: Vec<&str> = text.split("\r\n").collect();
+        assert!((800..=1000).contains(&rows.len()), "{}", rows.len());
+        assert_eq!(rows[..real_rows.len()], real_rows[..]);
+        assert!(rows[real_rows.len()..].iter().all(|r| r.len() == 37
+            && r.ends_with(":0")
+            && !r.bytes().any(|b| b.is_ascii_lowercase())));
+        bodies.insert(text);
+    }
+    assert_eq!(bodies.len(), 20, "padding repeats");
     // An empty range is padded with count-0 rows only.
     let empty = get(
         &s,

@@ -15,6 +15,9 @@ use std::time::Duration;
 /// `Add-Padding`). Give -i once per index: at most one of each of these four, or the
 /// partitions of one (`build --prefixes`, which must not overlap): each request goes to the
 /// partition that holds its prefix, and a prefix that none holds is answered 404.
+/// `GET /` answers a page for people that checks a password (and, where such indexes are
+/// served, an account or an account with its password) by hashing it in the browser and asking
+/// the range API, and `/about` says what the server holds, in JSON, without paths.
 /// `/health` says whether the indexes are open; `/metrics` gives Prometheus metrics. SIGHUP
 /// opens the index files again (replace them by atomic rename); SIGTERM or Ctrl-C stops after
 /// the requests in flight.
@@ -52,6 +55,11 @@ pub struct ServeArgs {
     /// machine's memory].
     #[arg(long, value_name = "SIZE", value_parser = leakdex::build::parse_size)]
     copy_limit: Option<u64>,
+    /// Do not serve the page for people at `/` (which then answers 404). The page hashes in
+    /// the browser and sends only the first 5 hex digits of the hash, as any client of the
+    /// range API does; `/about` (what the server holds, for the page) stays.
+    #[arg(long)]
+    no_page: bool,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
@@ -87,6 +95,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         header_timeout: timeout,
         send_timeout: timeout,
         max_connections,
+        page: !args.no_page,
         copy_limit: args
             .copy_limit
             .unwrap_or_else(|| ServerConfig::default().copy_limit),
