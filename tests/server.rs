@@ -113,7 +113,8 @@ fn errors_have_the_apis_texts() {
             "The hash prefix was not in a valid format",
         ),
         ("/nothing", 404, "Invalid API query"),
-        ("/", 404, "Invalid API query"),
+        // `/` is the page unless --no-page (tests/page.rs).
+        ("/range", 404, "Invalid API query"),
     ] {
         let r = get(&s, path, &[]);
         assert_eq!(
