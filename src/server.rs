@@ -780,8 +780,7 @@ impl Server {
         self: Arc<Self>,
         on_event: impl Fn(ServerEvent) + Send + Sync + 'static,
     ) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.config.listen)
-            .await
+        let listener = bind_listener(self.config.listen)
             .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", self.config.listen)))?;
         let addr = listener
             .local_addr()
@@ -883,6 +882,26 @@ impl Server {
         let _ = tokio::time::timeout(self.config.shutdown_grace, graceful.shutdown()).await;
         Ok(())
     }
+}
+
+/// Connections the kernel may hold completed but not yet accepted (it caps this at
+/// `net.core.somaxconn`). They wait there while every connection slot is taken; beyond them
+/// the kernel drops new connection attempts, which clients retry. The standard library and
+/// tokio ask for 128, which a burst of new clients at the cap fills at once.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket on `addr` with a backlog of [`LISTEN_BACKLOG`] (and, as
+/// `TcpListener::bind` does, `SO_REUSEADDR` where it means what it says).
+fn bind_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A connection's place under `max_connections`, counted in the metrics while it lasts.

@@ -41,10 +41,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     header_timeout: u64,
     /// Most connections served at once. At the cap the server stops accepting: new
-    /// connections wait in the kernel's listen queue until a served one closes (slow or idle
-    /// ones close after --header-timeout). Each connection takes a descriptor; at start the
-    /// descriptor limit is raised to its hard limit [default: 10,000, or fewer when the
-    /// descriptor limit leaves room for fewer, 64 descriptors kept for other uses].
+    /// connections wait in the kernel's listen queue (up to 1,024, or net.core.somaxconn if
+    /// lower; beyond that the kernel drops connection attempts and clients retry) until a
+    /// served one closes (slow or idle ones close after --header-timeout). Each connection
+    /// takes a descriptor; at start the descriptor limit is raised to its hard limit
+    /// [default: 10,000, or fewer when the descriptor limit leaves room for fewer, 64
+    /// descriptors kept for other uses].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
     /// Index files up to SIZE (such as 2G or 512M; 0 for none) are read into memory at start
