@@ -472,7 +472,13 @@ impl Server {
         let cache_control = HeaderValue::from_str(&format!("public, max-age={}", config.max_age))
             .expect("digits are a valid header");
         let slots = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-        Ok(Server {
+        let kinds: Vec<HashKind> = indexes
+            .by_mode
+            .iter()
+            .flatten()
+            .map(|s| s.index.kind())
+            .collect();
+        let server = Server {
             config,
             indexes: ArcSwap::from_pointee(indexes),
             metrics: Metrics::new(),
@@ -480,6 +486,23 @@ impl Server {
             cache_control,
             padding: Default::default(),
             connection_slots: Arc::new(Semaphore::new(slots)),
+        };
+        // The padding pools of the kinds served are made now (about 0.1 s each), not by the
+        // first padded requests, which would all wait for them.
+        for kind in kinds {
+            server.padding_pool(kind);
+        }
+        Ok(server)
+    }
+
+    /// The padding pool for gzip bodies of `kind`'s suffixes (made at the first call).
+    fn padding_pool(&self, kind: HashKind) -> &crate::gzip::PaddingPool {
+        self.padding[(kind == HashKind::Ntlm) as usize].get_or_init(|| {
+            crate::gzip::PaddingPool::new(
+                kind.suffix_hex_len(),
+                self.config.gzip_level,
+                &mut rand::rng(),
+            )
         })
     }
 
@@ -719,14 +742,7 @@ impl Server {
             if index.write_range(prefix, &mut body).is_err() {
                 return internal_error();
             }
-            let pool = self.padding[(index.kind() == HashKind::Ntlm) as usize].get_or_init(|| {
-                crate::gzip::PaddingPool::new(
-                    index.kind().suffix_hex_len(),
-                    self.config.gzip_level,
-                    &mut rand::rng(),
-                )
-            });
-            let body = pool.gzip_padded(
+            let body = self.padding_pool(index.kind()).gzip_padded(
                 &body,
                 pad_rows - real_rows,
                 self.config.gzip_level,
