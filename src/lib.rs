@@ -20,6 +20,8 @@ pub mod error;
 pub mod export;
 pub mod filter;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod hash;
 pub mod index;

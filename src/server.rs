@@ -585,18 +585,25 @@ impl Server {
         self.run_on(listener, addr, Arc::new(on_event)).await
     }
 
-    async fn run_on(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        addr: SocketAddr,
-        on_event: Arc<dyn Fn(ServerEvent) + Send + Sync>,
-    ) -> Result<()> {
+    /// The HTTP/1 settings every connection is served with (also by the fuzz targets, through
+    /// [`crate::fuzzing::serve_io`]).
+    pub(crate) fn http1(&self) -> hyper::server::conn::http1::Builder {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(self.config.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES.max(8192))
             .max_headers(64)
             .keep_alive(true);
+        http
+    }
+
+    async fn run_on(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        on_event: Arc<dyn Fn(ServerEvent) + Send + Sync>,
+    ) -> Result<()> {
+        let http = self.http1();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
