@@ -1,6 +1,6 @@
 //! Building an index from dumps: read (memory-mapped files; gzip and zstd files, standard
-//! input and pipes as streams), parse in parallel, and write through an [`IndexWriter`] in
-//! bounded memory.
+//! input and pipes as streams; downloader trees, folders of range files, through
+//! [`crate::tree`]), parse in parallel, and write through an [`IndexWriter`] in bounded memory.
 //!
 //! Input is read in blocks of about `chunk_size` bytes ending at a line end. A stream is read
 //! (and decompressed) on a thread of its own, a few blocks ahead, into blocks that the parser
@@ -22,6 +22,7 @@ use crate::hash::{HashBytes, HashKind};
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
 use crate::sys::MappedFile;
+use crate::tree::Tree;
 use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -153,6 +154,11 @@ pub struct BuildSummary {
     /// Hashes of the inputs left out because their prefix is outside
     /// [`BuildOptions::prefixes`] (always 0 for a whole build).
     pub outside_partition: u64,
+    /// Rows with count 0 in the range bodies of downloader trees: the API's padding (random
+    /// suffixes, which clients drop), left out of the index.
+    pub padding_rows: u64,
+    /// Files of downloader trees whose prefix is outside [`BuildOptions::prefixes`]: not read.
+    pub outside_files: u64,
 }
 
 /// Where a build's time went.
@@ -182,6 +188,8 @@ enum Source {
     Reader(Box<dyn Read + Send>),
     /// An existing index, merged in with its entries and its sources.
     Index(Box<crate::index::Index>),
+    /// A downloader tree: a folder of range bodies, one file per prefix (see [`crate::tree`]).
+    Tree(Box<Tree>),
 }
 
 struct Input {
@@ -226,14 +234,14 @@ fn read_head(reader: &mut dyn Read, path: &Path) -> Result<([u8; SNIFF], usize)>
 
 /// The compressed formats read, recognised by their magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Compression {
+pub(crate) enum Compression {
     /// `1F 8B`; every member of a multi-member file is read in turn.
     Gzip,
     /// `28 B5 2F FD`; every frame is read in turn.
     Zstd,
 }
 
-fn compression(head: &[u8]) -> Option<Compression> {
+pub(crate) fn compression(head: &[u8]) -> Option<Compression> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Some(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -291,7 +299,7 @@ pub fn open_text(path: &Path) -> Result<Box<dyn Read + Send>> {
     sniff_stream(reader, path)
 }
 
-fn open_input(path: &Path) -> Result<Input> {
+fn open_input(path: &Path, options: &BuildOptions) -> Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input {
             path: path.to_path_buf(),
@@ -309,10 +317,21 @@ fn open_input(path: &Path) -> Result<Input> {
         .metadata()
         .map_err(|e| Error::io(path, "cannot read metadata of", e))?;
     if meta.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{}: is a folder; give the dump files in it",
-            path.display()
-        )));
+        // A folder is a downloader tree: range bodies of hashes, one file per prefix.
+        if options.input != InputFormat::Hashes {
+            return Err(Error::Invalid(format!(
+                "{}: is a folder, which is read as a downloader tree of range bodies (hashes, \
+                 --input hashes); for --input {}, give the files in it",
+                path.display(),
+                input_name(options.input)
+            )));
+        }
+        return Ok(Input {
+            path: path.to_path_buf(),
+            source: Source::Tree(Box::new(Tree::open(path, options.kind, options.prefixes)?)),
+            modified: 0,
+            identity: identity_of(&meta),
+        });
     }
     let modified = meta
         .modified()
@@ -344,6 +363,16 @@ fn open_input(path: &Path) -> Result<Input> {
         modified,
         identity: identity_of(&meta),
     })
+}
+
+/// The `--input` value of a format.
+fn input_name(format: InputFormat) -> &'static str {
+    match format {
+        InputFormat::Hashes => "hashes",
+        InputFormat::Passwords => "passwords",
+        InputFormat::Combo => "combo",
+        InputFormat::Ulp => "ulp",
+    }
 }
 
 fn display_name(path: &Path) -> String {
@@ -845,10 +874,10 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
     if let Some(free) = free_space(path) {
         if need > free {
             return Err(Error::Invalid(format!(
-                "{}: {what} about {:.1} GiB, and only {:.1} GiB are free there{}",
+                "{}: not enough space: {what} about {}, and only {} are free there{}",
                 path.display(),
-                gib(need),
-                gib(free),
+                size_text(need),
+                size_text(free),
                 if what.starts_with("temporary") {
                     "; point --tmp at a bigger disk"
                 } else {
@@ -858,6 +887,20 @@ fn check_free_space(path: &Path, need: u64, what: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes for people: `5.2 GiB`, `310.4 MiB`, `12.0 KiB`, `512 bytes`.
+pub fn size_text(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Memory this machine has in all, from `/proc/meminfo` where there is one.
@@ -898,10 +941,6 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     Ok((value * scale as f64) as u64)
 }
 
-fn gib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
-}
-
 // --- The build ---------------------------------------------------------------------------
 
 enum Sink {
@@ -910,7 +949,7 @@ enum Sink {
 }
 
 /// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip and zstd are
-/// recognised by their first bytes).
+/// recognised by their first bytes; a folder is a downloader tree, see [`crate::tree`]).
 pub fn build_index(
     inputs: &[PathBuf],
     output: &Path,
@@ -936,7 +975,7 @@ pub fn build_index(
     }
     let mut opened = inputs
         .iter()
-        .map(|p| open_input(p))
+        .map(|p| open_input(p, options))
         .collect::<Result<Vec<_>>>()?;
     // One file given twice, under any names (links), would count twice.
     if !options.allow_duplicate_sources {
@@ -971,6 +1010,7 @@ pub fn build_index(
             Source::Mapped(m) => m.bytes().len() as u64,
             Source::Reader(_) => 0,
             Source::Index(index) => index.hash_count() * 40,
+            Source::Tree(tree) => tree.estimated_bytes(),
         })
         .sum();
     let out_dir = match output.parent() {
@@ -978,7 +1018,16 @@ pub fn build_index(
         _ => PathBuf::from("."),
     };
     // A line is at least a hash and a line end: an upper bound on hashes, for space checks.
-    let expected = known_bytes / 34;
+    // (A range body's line is a suffix, a count and a line end, and gzip halves it.)
+    let expected = opened
+        .iter()
+        .map(|i| match &i.source {
+            Source::Tree(tree) => tree.estimated_text_bytes() / 30,
+            Source::Mapped(m) => m.bytes().len() as u64 / 34,
+            Source::Reader(_) => 0,
+            Source::Index(index) => index.hash_count() * 40 / 34,
+        })
+        .sum::<u64>();
     let per_hash = match options.store {
         StoreForm::Full => 20,
         StoreForm::Compact => 8,
@@ -1082,6 +1131,8 @@ pub fn build_index(
     let mut sink: Option<Sink> = None;
     let mut skipped = 0u64;
     let mut outside_partition = 0u64;
+    let mut padding_rows = 0u64;
+    let mut outside_files = 0u64;
     let mut skipped_examples = Vec::new();
     // Every source so far, with the input it came in.
     let mut sources: Vec<Counted> = Vec::new();
@@ -1093,6 +1144,61 @@ pub fn build_index(
         let mut lines = 0u64;
         let mut size = 0u64;
         let path = input.path.clone();
+        if let Source::Tree(tree) = &input.source {
+            // The kind: the tree's folder, the build's, or the first suffix's length.
+            let tree_kind = match (tree.kind(), kind) {
+                (Some(t), Some(k)) if t != k => {
+                    return Err(Error::Invalid(format!(
+                        "{}: a tree of {} hashes cannot be merged into a build of {} hashes",
+                        path.display(),
+                        t.display_name(),
+                        k.display_name()
+                    )))
+                }
+                (Some(t), _) => Some(t),
+                (None, Some(k)) => Some(k),
+                (None, None) => tree.detect_kind()?,
+            };
+            // No kind: every file is blank.
+            let read = match tree_kind {
+                Some(k) => {
+                    kind = Some(k);
+                    let current = match sink.take() {
+                        Some(s) => s,
+                        None => Sink::Sorted(Box::new(create(k)?)),
+                    };
+                    let fed = Feeding {
+                        memory,
+                        tmp_root: &tmp_root,
+                        expected,
+                    };
+                    let (s, read) =
+                        read_tree(tree, k, current, &fed, options, &mut sorted_input, progress)?;
+                    sink = Some(s);
+                    read
+                }
+                None => TreeRead::default(),
+            };
+            padding_rows += read.padding;
+            outside_files += tree.outside();
+            if read.entries == 0 && !options.allow_empty {
+                return Err(empty_tree(&path, tree, read.padding));
+            }
+            let source = SourceInfo {
+                name: tree.name().to_string(),
+                size: read.bytes,
+                lines: read.lines,
+                modified: read.modified,
+            };
+            count_sources(
+                &mut sources,
+                std::slice::from_ref(&source),
+                prefixes,
+                &path,
+                options,
+            )?;
+            continue;
+        }
         if let Source::Index(index) = &input.source {
             if index.hash_count() == 0 && !options.allow_empty {
                 return Err(empty_input(&path, 0, None));
@@ -1172,8 +1278,8 @@ pub fn build_index(
                             .map(move |r| Ok(Cow::Borrowed(&data[r]))),
                     )
                 }
-                // Indexes were merged above.
-                Source::Index(_) => Box::new(std::iter::empty()),
+                // Indexes and trees were read above.
+                Source::Index(_) | Source::Tree(_) => Box::new(std::iter::empty()),
                 Source::Reader(reader) => {
                     let reader = std::mem::replace(reader, Box::new(std::io::empty()));
                     Box::new(
@@ -1229,14 +1335,13 @@ pub fn build_index(
                 lines,
                 modified: input.modified,
             };
-            check_new_sources(
-                &sources,
+            count_sources(
+                &mut sources,
                 std::slice::from_ref(&source),
                 prefixes,
                 &path,
                 options,
             )?;
-            add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
             continue;
         };
         if sink.is_none() {
@@ -1347,14 +1452,13 @@ pub fn build_index(
             lines,
             modified: input.modified,
         };
-        check_new_sources(
-            &sources,
+        count_sources(
+            &mut sources,
             std::slice::from_ref(&source),
             prefixes,
             &path,
             options,
         )?;
-        add_sources(&mut sources, std::slice::from_ref(&source), prefixes, &path);
     }
     cancel()?;
     let mut timings = BuildTimings {
@@ -1402,6 +1506,8 @@ pub fn build_index(
         warnings,
         timings,
         outside_partition,
+        padding_rows,
+        outside_files,
     })
 }
 
@@ -1466,6 +1572,126 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Where [`feed`] puts what it cannot write at once.
+struct Feeding<'a> {
+    memory: u64,
+    tmp_root: &'a Path,
+    expected: u64,
+}
+
+/// What reading a downloader tree found.
+#[derive(Default)]
+struct TreeRead {
+    /// Bytes of its files as stored.
+    bytes: u64,
+    lines: u64,
+    /// Entries (padding rows not included).
+    entries: u64,
+    /// Rows with count 0, left out.
+    padding: u64,
+    /// The newest file's modification time.
+    modified: u64,
+}
+
+/// Files of a tree read in one parallel batch: about [`BuildOptions::chunk_size`] bytes per
+/// thread twice over (as for dumps), within these bounds.
+const TREE_BATCH_FILES: std::ops::RangeInclusive<usize> = 64..=4096;
+
+/// Reads a downloader tree into `sink`, in prefix order: batches of files are read,
+/// decompressed and parsed on the pool, in order, while the previous batch is written.
+fn read_tree(
+    tree: &Tree,
+    kind: HashKind,
+    sink: Sink,
+    fed: &Feeding<'_>,
+    options: &BuildOptions,
+    sorted_input: &mut bool,
+    progress: &dyn BuildProgress,
+) -> Result<(Sink, TreeRead)> {
+    let cancelled = || {
+        options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    };
+    let batch_bytes = (rayon::current_num_threads() * 2 * options.chunk_size) as u64;
+    let per_file = (tree.estimated_bytes() / tree.len().max(1) as u64).max(1);
+    let batch_files = ((batch_bytes / per_file) as usize)
+        .clamp(*TREE_BATCH_FILES.start(), *TREE_BATCH_FILES.end());
+    let mut sink = Some(sink);
+    let mut read = TreeRead::default();
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<crate::tree::Body>>>(1);
+        scope.spawn(move || {
+            let mut start = 0;
+            while start < tree.len() {
+                let end = (start + batch_files).min(tree.len());
+                if cancelled() {
+                    return;
+                }
+                let bodies: Vec<Result<crate::tree::Body>> = (start..end)
+                    .into_par_iter()
+                    .map(|i| tree.read(i, kind))
+                    .collect();
+                let failed = bodies.iter().any(Result::is_err);
+                if send.send(bodies).is_err() || failed {
+                    return;
+                }
+                start = end;
+            }
+        });
+        for batch in receive {
+            if cancelled() {
+                return Err(Error::Interrupted);
+            }
+            for body in batch {
+                let body = body?;
+                let current = sink.take().expect("a sink");
+                sink = Some(feed(
+                    current,
+                    &body.entries,
+                    true,
+                    fed.memory,
+                    fed.tmp_root,
+                    fed.expected,
+                    sorted_input,
+                )?);
+                read.bytes += body.bytes;
+                read.lines += body.lines;
+                read.entries += body.entries.len() as u64;
+                read.padding += body.padding;
+                read.modified = read.modified.max(body.modified);
+                progress.advance(body.bytes, body.lines);
+            }
+        }
+        Ok(())
+    })?;
+    if cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok((sink.expect("a sink"), read))
+}
+
+/// The error for a tree that gave no hashes.
+fn empty_tree(path: &Path, tree: &Tree, padding: u64) -> Error {
+    Error::Invalid(format!(
+        "{}: no hashes: its {} {}. A download cut short? An index without them would answer \
+         \"not found\" to everything; pass --allow-empty to build it anyway",
+        path.display(),
+        plural(tree.len() as u64, "file", "files"),
+        if padding > 0 {
+            format!(
+                "hold only padding rows (count 0: {})",
+                plural(padding, "row", "rows")
+            )
+        } else if tree.len() == 1 {
+            "is empty".to_string()
+        } else {
+            "are empty".to_string()
+        }
+    ))
+}
+
 /// The error for an input that gave no hashes.
 fn empty_input(path: &Path, skipped: u64, first_skip: Option<String>) -> Error {
     let what = if skipped > 0 {
@@ -1491,6 +1717,19 @@ struct Counted {
     source: SourceInfo,
     from: PathBuf,
     prefixes: PrefixRange,
+}
+
+/// Checks new sources ([`check_new_sources`]) and adds them to the list.
+fn count_sources(
+    list: &mut Vec<Counted>,
+    new: &[SourceInfo],
+    prefixes: PrefixRange,
+    from: &Path,
+    options: &BuildOptions,
+) -> Result<()> {
+    check_new_sources(list, new, prefixes, from, options)?;
+    add_sources(list, new, prefixes, from);
+    Ok(())
 }
 
 /// Adds sources to the list (the index lists each once: see [`build_index`]'s end).

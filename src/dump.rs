@@ -21,7 +21,7 @@ pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Strips the line end, byte-order marks and surrounding blanks; `None` for a blank line.
 #[inline]
-fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
+pub(crate) fn trim_line(mut line: &[u8]) -> Option<&[u8]> {
     while let Some(rest) = line.strip_prefix(BOM) {
         line = rest;
     }
@@ -80,7 +80,7 @@ pub fn parse_line(line: &[u8], kind: HashKind) -> Result<Option<Entry>, String> 
     Ok(Some(Entry { hash, count }))
 }
 
-fn parse_count(text: &[u8]) -> Result<u64, String> {
+pub(crate) fn parse_count(text: &[u8]) -> Result<u64, String> {
     if text.is_empty() {
         return Err("expected a count after `:`".to_string());
     }
@@ -170,10 +170,18 @@ fn official_line(rest: &[u8], hex_len: usize) -> Option<(Entry, usize)> {
         return None;
     }
     let hash = decode_hex(&rest[..hex_len])?;
-    let digits = &rest[hex_len + 1..];
+    let (count, end) = count_and_line_end(&rest[hex_len + 1..], false)?;
+    Some((Entry { hash, count }, hex_len + 1 + end))
+}
+
+/// The fast path's count: 1 to 18 digits, then LF or CRLF (or, with `last_may_end`, the end
+/// of `digits`). The count and the bytes taken, line end included; `None` for anything else
+/// (19 digits or more take the checked path of the callers).
+#[inline]
+pub(crate) fn count_and_line_end(digits: &[u8], last_may_end: bool) -> Option<(u64, usize)> {
     let mut count = 0u64;
     let mut i = 0;
-    // 18 digits cannot overflow a u64; longer counts take the checked path.
+    // 18 digits cannot overflow a u64.
     while i < 18 {
         match digits.get(i) {
             Some(&d) if d.is_ascii_digit() => count = count * 10 + (d - b'0') as u64,
@@ -183,11 +191,12 @@ fn official_line(rest: &[u8], hex_len: usize) -> Option<(Entry, usize)> {
     }
     let end = match (i, &digits[i..]) {
         (0, _) => return None,
+        (_, []) if last_may_end => i,
         (_, [b'\n', ..]) => i + 1,
         (_, [b'\r', b'\n', ..]) => i + 2,
         _ => return None,
     };
-    Some((Entry { hash, count }, hex_len + 1 + end))
+    Some((count, end))
 }
 
 /// Splits `data` into pieces of about `target` bytes that end just after a newline. The

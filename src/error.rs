@@ -48,6 +48,9 @@ pub enum Error {
     Invalid(String),
     /// The work was stopped on request (Ctrl-C); its temporary files are removed.
     Interrupted,
+    /// A range server could not be reached, or answered something other than a range body
+    /// (see [`crate::remote`]). The message names the request by its number, never its prefix.
+    Remote(String),
 }
 
 impl Error {
@@ -99,6 +102,7 @@ impl fmt::Display for Error {
             ),
             Error::Invalid(message) => f.write_str(message),
             Error::Interrupted => f.write_str("interrupted; nothing was written"),
+            Error::Remote(message) => f.write_str(message),
         }
     }
 }

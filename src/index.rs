@@ -92,6 +92,35 @@ impl Index {
         Index::from_backing(path.to_path_buf(), Backing::Mapped(map))
     }
 
+    /// Opens the index at `path` as [`Index::open`] does, but reads the whole file into
+    /// memory instead of mapping it: the index then no longer depends on the file, which may
+    /// be truncated, rewritten or removed without effect (a mapped file that shrinks makes
+    /// the next read of its lost pages raise SIGBUS). Costs the file's size in memory.
+    pub fn open_in_memory(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref();
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot read metadata of", e))?
+            .len();
+        let len = usize::try_from(len)
+            .map_err(|_| Error::Invalid(format!("{}: too large to read", path.display())))?;
+        let bytes = AlignedBytes::read_from(&mut file, len).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(path, "the file shrank while it was read")
+            } else {
+                Error::io(path, "cannot read", e)
+            }
+        })?;
+        Index::from_backing(path.to_path_buf(), Backing::Owned(bytes))
+    }
+
+    /// Whether the index was read into memory ([`Index::open_in_memory`], [`Index::from_bytes`])
+    /// rather than mapped.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.backing, Backing::Owned(_))
+    }
+
     /// For long-running use (a server, an audit of many hashes): asks that the parts of the
     /// file read from disk from now on come into the page cache in 2 MiB pages, which lookups
     /// reach with far fewer TLB misses. On a 100M-hash index read from a cold cache here,

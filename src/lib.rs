@@ -8,6 +8,9 @@
 //! Plaintext leaks (stealer logs, combolists) are split into login and password by
 //! [`credential`] before the password is hashed.
 //!
+//! A machine without the corpus asks a range server instead, sending only 5-hex prefixes:
+//! [`remote::RemoteChecker`].
+//!
 //! The index file format is specified in [`mod@format`].
 #![deny(missing_docs)]
 
@@ -28,9 +31,11 @@ pub mod index;
 pub mod key;
 pub mod partition;
 pub mod range;
+pub mod remote;
 pub mod server;
 pub mod shrink;
 pub mod sys;
+pub mod tree;
 pub mod verify;
 pub mod writer;
 

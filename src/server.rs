@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// gzip level, 0 to 9.
     pub gzip_level: u32,
+    /// Index files up to this many bytes are read into memory (at start and on each reload)
+    /// rather than mapped, so that a file truncated or rewritten in place cannot disturb the
+    /// server; larger ones are mapped (replace them by rename only: a mapped file that shrinks
+    /// makes the server die by SIGBUS). Default: a quarter of the machine's memory.
+    pub copy_limit: u64,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +60,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
+            copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
         }
     }
 }
@@ -183,12 +189,19 @@ fn part_for(parts: &[Served], prefix: u32) -> Option<&Served> {
         .filter(|p| p.index.partition().contains(prefix))
 }
 
-fn load(paths: &[PathBuf]) -> Result<Indexes> {
+fn load(paths: &[PathBuf], copy_limit: u64) -> Result<Indexes> {
     let mut indexes = Indexes {
         by_mode: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
     };
     for path in paths {
-        let index = Index::open(path)?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, "cannot open", e))?
+            .len();
+        let index = if size <= copy_limit {
+            Index::open_in_memory(path)?
+        } else {
+            Index::open(path)?
+        };
         index.require_full_store("serving ranges")?;
         // A server runs for long: let what it reads from disk come in 2 MiB pages.
         index.prefer_huge_pages();
@@ -370,7 +383,7 @@ pub struct Server {
 impl Server {
     /// Opens the indexes; fails when one cannot be opened or two share a kind.
     pub fn new(config: ServerConfig) -> Result<Server> {
-        let indexes = load(&config.indexes)?;
+        let indexes = load(&config.indexes, config.copy_limit)?;
         let cache_control = HeaderValue::from_str(&format!("public, max-age={}", config.max_age))
             .expect("digits are a valid header");
         Ok(Server {
@@ -384,7 +397,7 @@ impl Server {
 
     /// Opens the index files again and swaps them in; on failure the old ones stay.
     pub fn reload(&self) -> Result<()> {
-        match load(&self.config.indexes) {
+        match load(&self.config.indexes, self.config.copy_limit) {
             Ok(indexes) => {
                 self.indexes.store(Arc::new(indexes));
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);

@@ -138,6 +138,36 @@ impl AlignedBytes {
         }
     }
 
+    /// Reads `len` bytes of `file` from its current position.
+    pub fn read_from(file: &mut File, len: usize) -> std::io::Result<AlignedBytes> {
+        use std::io::Read;
+        let mut words = vec![0u64; len.div_ceil(8)];
+        #[cfg(target_os = "linux")]
+        if len >= 4 << 20 {
+            // Lookups over a large index reach it with far fewer TLB misses in 2 MiB pages
+            // (as mapped indexes ask with `advise_huge_pages`); only a hint.
+            // SAFETY: madvise reads no memory; the range lies within `words`' allocation
+            // rounded down to whole pages.
+            unsafe {
+                let start = words.as_mut_ptr() as usize;
+                let aligned = (start + 4095) & !4095;
+                let end = (start + words.len() * 8) & !4095;
+                if end > aligned {
+                    libc::madvise(
+                        aligned as *mut libc::c_void,
+                        end - aligned,
+                        libc::MADV_HUGEPAGE,
+                    );
+                }
+            }
+        }
+        // SAFETY: `words` owns `words.len() * 8 >= len` initialised bytes, which any byte
+        // pattern may overwrite; the slice lives only for this read.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        file.read_exact(bytes)?;
+        Ok(AlignedBytes { words, len })
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `words` owns `words.len() * 8 >= len` initialised bytes; u8 has no

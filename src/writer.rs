@@ -655,7 +655,11 @@ impl IndexWriter {
                     let shard_bits = if self.filter == FilterKind::None {
                         0
                     } else {
-                        shard_bits_for(self.records_written)
+                        // A partition's keys fall in the shards of its prefixes only: as
+                        // many shards per key as the whole would have, so that they are as
+                        // full (and as many build in parallel) as in a whole index.
+                        let scale = (BUCKETS as u64) / u64::from(self.partition.len());
+                        shard_bits_for(self.records_written.saturating_mul(scale))
                     };
                     out.flush().map_err(io)?;
                     let map = MappedFile::from_file(&out.file, &temp_path)?;

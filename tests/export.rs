@@ -10,8 +10,7 @@ use leakdex::{BuildOptions, HashKind, Index, IndexSet, NoProgress, StoreForm};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 /// The prefixes exported by these tests: enough to hold the known passwords' ranges, few
@@ -234,76 +233,6 @@ fn export_refuses_what_it_cannot_write() {
 }
 
 // --- nginx ----------------------------------------------------------------------------------
-
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// Starts nginx in the foreground with the tree's `nginx.conf` on a free loopback port.
-fn start_nginx(nginx: &Path, tree: &Path, work: &Path) -> Nginx {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = std::fs::read_to_string(tree.join("nginx.conf")).unwrap();
-    assert!(server.contains("listen 8080;"));
-    let server_conf = work.join("server.conf");
-    std::fs::write(
-        &server_conf,
-        server.replace("listen 8080;", &format!("listen 127.0.0.1:{port};")),
-    )
-    .unwrap();
-    let w = work.display();
-    let main = format!(
-        "daemon off;\nmaster_process off;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
-         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {w}/b;\n  \
-         proxy_temp_path {w}/p;\n  fastcgi_temp_path {w}/f;\n  uwsgi_temp_path {w}/u;\n  \
-         scgi_temp_path {w}/s;\n  include {};\n}}\n",
-        server_conf.display()
-    );
-    let conf = work.join("nginx-main.conf");
-    std::fs::write(&conf, main).unwrap();
-    let child = Command::new(nginx)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut served = Nginx { child, port };
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return served;
-        }
-        if let Ok(Some(status)) = served.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = served.child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("nginx exited with {status}: {err}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nginx did not start listening on port {port}");
-}
 
 /// One request on its own connection; the reply is read to its Content-Length.
 fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {

@@ -457,3 +457,71 @@ fn login_and_pair_modes_answer_from_their_indexes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a second login index"));
 }
+
+/// An index file truncated or rewritten in place under a running server: read into memory
+/// (the default for small files), the server goes on answering from what it read, and a
+/// SIGHUP that finds the damaged file keeps the old index in service. Mapped (`--copy-limit
+/// 0`), the server dies by SIGBUS at the next read of a lost page, as `serve --help` says;
+/// it never answers from the damaged file.
+#[cfg(unix)]
+#[test]
+fn an_index_truncated_or_rewritten_in_place_under_serve() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (sha1, _, _, _) = indexes(dir.path());
+    let want = get(&serve(&[&sha1], &[]), "/range/5BAA6", &[]).body;
+    assert!(String::from_utf8_lossy(&want).contains("1E4C9B93F3F0682250B6CF8331B7EE68FD8:1234"));
+
+    let live = dir.path().join("live.ldx");
+    std::fs::copy(&sha1, &live).unwrap();
+    let s = serve(&[&live], &[]);
+    assert!(get(&s, "/range/5BAA6", &[]).body == want);
+    // Truncated in place, then rewritten in place with other bytes.
+    std::fs::File::options()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    assert!(get(&s, "/range/5BAA6", &[]).body == want);
+    std::fs::write(&live, vec![0x55u8; 9 << 20]).unwrap();
+    assert!(get(&s, "/range/5BAA6", &[]).body == want);
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
+    let mut failed = false;
+    for _ in 0..100 {
+        let metrics = String::from_utf8(get(&s, "/metrics", &[]).body).unwrap();
+        if metrics.contains("leakdex_index_reloads_total{outcome=\"failed\"} 1") {
+            failed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(failed, "the reload of a damaged file must fail");
+    assert!(get(&s, "/range/5BAA6", &[]).body == want);
+    drop(s);
+
+    // Mapped: the same truncation ends the process with SIGBUS, not a wrong answer.
+    std::fs::copy(&sha1, &live).unwrap();
+    let mut s = serve(&[&live], &["--copy-limit", "0"]);
+    assert!(get(&s, "/range/5BAA6", &[]).body == want);
+    std::fs::File::options()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut conn = connect(&s);
+    conn.get_mut()
+        .write_all(b"GET /range/5BAA6 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got);
+    assert!(
+        !String::from_utf8_lossy(&got).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let status = s.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
+}

@@ -25,6 +25,20 @@ use std::time::Instant;
 /// path: the index is written under a temporary name beside it and renamed into place when
 /// complete.
 ///
+/// INPUT may also be a folder: a downloader tree of range bodies, one file per 5-hex prefix
+/// named by it (either case), holding that prefix's `SUFFIX:COUNT` lines (CRLF or LF, gzip or
+/// not). The layouts: PwnedPasswordsDownloader's `-s false` (`DIR/<PREFIX>.txt`);
+/// hibp-downloader's (`DATA/sha1/<aa>/<bb>/<prefix>.gz`, `DATA/ntlm/...`, `.meta` files left
+/// alone): give DATA (with --kind when it holds both kinds) or DATA/sha1; and `leakdex
+/// export`'s (`DIR/range/<PREFIX>`, `range-ntlm/`; a `<PREFIX>.gz` copy beside is not read).
+/// Any other file, or two files for one prefix, is an error. The tree must hold every prefix,
+/// or with --prefixes every prefix of that range (files of other prefixes are not read): the
+/// folder is listed and checked before any file is read. The kind comes from the folder
+/// (`sha1`, `ntlm`), --kind or the suffix length (35 hex digits for SHA-1, 27 for NTLM). Rows
+/// with count 0 (the API's padding) are left out and counted. The files are read in prefix
+/// order on all cores, so the tree streams into the index sorted; it is one source of the
+/// index (the folder's name, its files' bytes and lines, the newest file's time).
+///
 /// Sorted input streams straight through. Unsorted input is partitioned by hash prefix, in
 /// memory up to a quarter of --memory and in temporary files under --tmp beyond that, then
 /// each partition is sorted on all cores. Temporary files are removed on success, on error and
@@ -78,7 +92,8 @@ use std::time::Instant;
 /// --input.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Dump files to read (`-` for standard input).
+    /// Dump files to read (`-` for standard input), or downloader trees (folders of range
+    /// files, one per prefix).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     #[command(flatten)]
@@ -318,13 +333,37 @@ pub fn run_build(inputs: Vec<PathBuf>, args: CommonBuildArgs) -> anyhow::Result<
         );
         if !index.partition.is_whole() {
             eprintln!(
-                "  partition: prefixes {}; {} {} outside it left out",
+                "  partition: prefixes {}; {} {} outside it left out{}",
                 index.partition,
                 super::grouped(summary.outside_partition),
                 if summary.outside_partition == 1 {
                     "hash"
                 } else {
                     "hashes"
+                },
+                if summary.outside_files > 0 {
+                    format!(
+                        "; {} {} of the tree outside it not read",
+                        super::grouped(summary.outside_files),
+                        if summary.outside_files == 1 {
+                            "file"
+                        } else {
+                            "files"
+                        }
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if summary.padding_rows > 0 {
+            eprintln!(
+                "  {} {} with count 0 (padding) in the range files left out",
+                super::grouped(summary.padding_rows),
+                if summary.padding_rows == 1 {
+                    "row"
+                } else {
+                    "rows"
                 }
             );
         }

@@ -4,14 +4,16 @@ use anyhow::{bail, Context};
 use clap::Args;
 use leakdex::hash::{encode_hex_into, parse_hash_item};
 use leakdex::range::write_decimal;
-use leakdex::{HashBytes, IndexSet, KeyType, Presence, StoreForm};
+use leakdex::remote::{RangeMode, RemoteChecker, RemoteOptions};
+use leakdex::{HashBytes, HashKind, IndexSet, KeyType, Presence, StoreForm};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Check passwords, logins or credential pairs (or, with --hashes, hex hashes) against an
-/// index, one per line.
+/// index, or a range server with --remote, one per line.
 ///
 /// The index decides what a line holds: a password for a password index (only the line end,
 /// LF or CRLF, is removed: spaces belong to the password); a login (email, user name, phone
@@ -34,6 +36,24 @@ use std::path::PathBuf;
 /// skipped. A line that cannot be read stops the check with an error naming the line, after
 /// the answers for the lines before it.
 ///
+/// With --remote URL instead of -i, there is no index: a range server answers (`leakdex
+/// serve`, nginx serving a `leakdex export` tree, the Pwned Passwords API). Items are read,
+/// hashed and printed as above, with --kind saying what they are (sha1 passwords by default;
+/// ntlm passwords; login; pair). For each distinct 5-hex prefix among the hashes, leakdex asks
+/// `GET URL/range/PREFIX` (with `?mode=ntlm`, `?mode=login` or `?mode=pair`), with the headers
+/// `Add-Padding: true` (unless --no-padding), `Accept-Encoding: gzip` and `User-Agent`, and
+/// nothing else; it compares the suffixes in the answer with the hashes itself. Passwords,
+/// logins, full hashes and suffixes never leave the process; messages name no prefix either.
+/// Rows with count 0 are padding and are ignored. Input is read 65,536 lines at a time, each
+/// batch's prefixes asked once, --connections at a time; nothing is cached between batches.
+/// A request that meets 429, a 5xx status, a timeout or a connection error is tried again,
+/// up to --retries more times, after 0.25 s, 0.5 s, 1 s, ... (at most 8 s) or the server's
+/// Retry-After when that is 30 s or less. A final status other than 200, or an answer that is
+/// not a range body, stops the check with exit code 2 and a message naming the request by its
+/// number; the answers of earlier batches have been printed by then. HTTPS uses the Mozilla
+/// root certificates, or only those of --ca-cert; proxies come from HTTPS_PROXY, HTTP_PROXY,
+/// ALL_PROXY and NO_PROXY.
+///
 /// Exit code: 0 when no item was found (a count of 0 is not found), 1 when at least one was
 /// (a possible hit of a filter-only index counts as found), 2 on error.
 #[derive(Args, Debug)]
@@ -41,8 +61,52 @@ pub struct CheckArgs {
     /// The index to check against. Repeat it for the partitions of one index (`build
     /// --prefixes`): each item goes to the partition that holds its prefix, and an item that
     /// none holds is an error.
-    #[arg(short, long, value_name = "INDEX", required = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "INDEX",
+        required_unless_present = "remote",
+        conflicts_with = "remote"
+    )]
     index: Vec<PathBuf>,
+    /// Ask the range server at URL (its base: leakdex appends /range/PREFIX) instead of an
+    /// index; only 5-hex prefixes are sent.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// With --remote: what the items are and the server is asked for: sha1 (passwords),
+    /// ntlm (passwords, mode=ntlm), login (mode=login), pair (LOGIN:PASSWORD, mode=pair)
+    /// [default: sha1].
+    #[arg(
+        long,
+        value_name = "KIND",
+        requires = "remote",
+        conflicts_with = "index"
+    )]
+    kind: Option<RangeMode>,
+    /// With --remote: requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u16).range(1..=256))]
+    connections: u16,
+    /// With --remote: do not send `Add-Padding: true`.
+    #[arg(long, requires = "remote", conflicts_with = "index")]
+    no_padding: bool,
+    /// With --remote: tries of a failed request after the first.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u32).range(0..=20))]
+    retries: u32,
+    /// With --remote: seconds one try may take, answer included.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "remote",
+          conflicts_with = "index", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// With --remote: trust only the certificates in this PEM file (a private mirror's CA)
+    /// rather than the built-in roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "remote",
+        conflicts_with = "index"
+    )]
+    ca_cert: Option<PathBuf>,
     /// Items are hex hashes (either case) rather than passwords; blank lines are skipped.
     #[arg(long)]
     hashes: bool,
@@ -62,10 +126,97 @@ const BATCH: usize = 1 << 16;
 /// tearing down a mapping that several threads have used) costs more than they take.
 const PARALLEL_MIN: usize = 1 << 12;
 
+/// What answers: an index, or a range server.
+enum Source {
+    Local(IndexSet),
+    Remote(RemoteChecker),
+}
+
+impl Source {
+    fn open(args: &CheckArgs) -> anyhow::Result<Source> {
+        let Some(url) = &args.remote else {
+            return Ok(Source::Local(IndexSet::open(&args.index)?));
+        };
+        let ca_certs_pem = match &args.ca_cert {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("--ca-cert {}: cannot read", path.display()))?,
+            ),
+            None => None,
+        };
+        let options = RemoteOptions {
+            mode: args.kind.unwrap_or_default(),
+            padding: !args.no_padding,
+            connections: args.connections.into(),
+            attempts: args.retries + 1,
+            timeout: Duration::from_secs(args.timeout),
+            ca_certs_pem,
+            ..RemoteOptions::default()
+        };
+        Ok(Source::Remote(RemoteChecker::new(url, options)?))
+    }
+
+    fn kind(&self) -> HashKind {
+        match self {
+            Source::Local(index) => index.kind(),
+            Source::Remote(remote) => remote.mode().kind(),
+        }
+    }
+
+    fn key(&self) -> KeyType {
+        match self {
+            Source::Local(index) => index.key(),
+            Source::Remote(remote) => remote.mode().key(),
+        }
+    }
+
+    /// Why `hash` cannot be answered: partitions that do not hold its prefix. A server
+    /// answers every prefix.
+    fn not_held(&self, hash: &HashBytes) -> Option<leakdex::Error> {
+        match self {
+            Source::Local(index) => index
+                .part_for(leakdex::hash::prefix_of(hash))
+                .is_none()
+                .then(|| index.not_held()),
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// A server's counts are exact, as a full store's.
+    fn store_form(&self) -> StoreForm {
+        match self {
+            Source::Local(index) => index.store_form(),
+            Source::Remote(_) => StoreForm::Full,
+        }
+    }
+
+    /// The answer for each hash, in order; on the thread pool when `parallel` (an index), or
+    /// one request per distinct prefix (a server).
+    fn probe_many(&self, hashes: &[HashBytes], parallel: bool) -> leakdex::Result<Vec<Presence>> {
+        match self {
+            Source::Local(index) => {
+                let chunks: Vec<&[HashBytes]> = hashes.chunks(1024).collect();
+                let answers: Vec<Vec<Presence>> = map_items(parallel, &chunks, |chunk| {
+                    let mut answers = Vec::with_capacity(chunk.len());
+                    index.probe_many(chunk, &mut answers).map(|()| answers)
+                })
+                .into_iter()
+                .collect::<leakdex::Result<_>>()?;
+                Ok(answers.into_iter().flatten().collect())
+            }
+            Source::Remote(remote) => {
+                let mut answers = Vec::with_capacity(hashes.len());
+                remote.probe_many(hashes, &mut answers)?;
+                Ok(answers)
+            }
+        }
+    }
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     leakdex::sys::forbid_core_dumps();
     super::set_threads(args.threads)?;
-    let index = IndexSet::open(&args.index)?;
+    let index = Source::open(&args)?;
     let from_stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
     let name = match &args.input {
         Some(p) if !from_stdin => p.display().to_string(),
@@ -98,7 +249,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         };
         item.fill(0);
         let hash = result?;
-        let presence = index.probe(&hash)?;
+        let presence = index.probe_many(&[hash], false)?[0];
         let mut out = Vec::new();
         let mut noted = false;
         format_item(&index, 1, &hash, presence, args.json, &mut out, &mut noted);
@@ -144,7 +295,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
         if items.len() == BATCH || (at_end && !items.is_empty()) {
             batches += 1;
-            if batches == 2 {
+            if let (2, Source::Local(index)) = (batches, &index) {
                 // An audit of many items, for which the index is worth reading from disk in
                 // 2 MiB pages.
                 index.prefer_huge_pages();
@@ -169,17 +320,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 .take(good)
                 .map(|r| r.expect("only items before the first error"))
                 .collect();
-            let chunks: Vec<&[HashBytes]> = hashes.chunks(1024).collect();
-            let answers: Vec<Vec<Presence>> = map_items(parallel, &chunks, |chunk| {
-                let mut answers = Vec::with_capacity(chunk.len());
-                index.probe_many(chunk, &mut answers).map(|()| answers)
-            })
-            .into_iter()
-            .collect::<leakdex::Result<_>>()?;
+            let answers = match index.probe_many(&hashes, parallel) {
+                Ok(answers) => answers,
+                Err(e) if matches!(index, Source::Local(_)) => return Err(e.into()),
+                Err(e) => {
+                    // A server's failure ends the check after the batches before it.
+                    stdout.flush()?;
+                    let answered = match answered {
+                        0 => "no item was answered".to_string(),
+                        1 => "the 1 item of earlier batches was answered above".to_string(),
+                        n => format!(
+                            "the {} items of earlier batches were answered above",
+                            super::grouped(n)
+                        ),
+                    };
+                    return Err(anyhow::anyhow!("{e}; {answered}"));
+                }
+            };
             out.clear();
-            for ((hash, presence), (line, _)) in
-                hashes.iter().zip(answers.into_iter().flatten()).zip(&items)
-            {
+            for ((hash, presence), (line, _)) in hashes.iter().zip(answers).zip(&items) {
                 found_any |= is_found(presence);
                 answered += 1;
                 format_item(
@@ -236,7 +395,7 @@ fn map_items<T: Sync, R: Send>(
 }
 
 fn hash_item(
-    index: &IndexSet,
+    index: &Source,
     item: &[u8],
     hashes: bool,
     name: &str,
@@ -263,8 +422,8 @@ fn hash_item(
             Err(why) => bail!("{name}:{line}: {why}"),
         }
     };
-    if index.part_for(leakdex::hash::prefix_of(&hash)).is_none() {
-        bail!("{name}:{line}: {}", index.not_held());
+    if let Some(why) = index.not_held(&hash) {
+        bail!("{name}:{line}: {why}");
     }
     Ok(hash)
 }
@@ -281,7 +440,7 @@ fn is_found(presence: Presence) -> bool {
 /// Appends one answer's line. On the first possible hit of a filter-only index, says on
 /// standard error what such a hit means (once: `noted`).
 fn format_item(
-    index: &IndexSet,
+    index: &Source,
     line: u64,
     hash: &HashBytes,
     presence: Presence,
@@ -289,7 +448,7 @@ fn format_item(
     out: &mut Vec<u8>,
     noted: &mut bool,
 ) {
-    if presence == Presence::Possible && !*noted {
+    if let (Presence::Possible, false, Source::Local(index)) = (presence, *noted, index) {
         *noted = true;
         let rate = index.false_match_rate();
         eprintln!(

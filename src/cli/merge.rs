@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 /// Combine indexes (and dumps) into a new index, counts summed, without the original text.
 ///
-/// Inputs may be leakdex indexes, dumps, gzip files or `-`, in any mix of one hash kind. The
-/// new index lists every source its inputs were built from.
+/// Inputs may be leakdex indexes, dumps, gzip files, `-` or downloader trees (folders of range
+/// files, as `build --help` describes), in any mix of one hash kind. The new index lists every
+/// source its inputs were built from.
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// The index or dump to start from.

@@ -35,6 +35,14 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's head or stay idle between requests.
     #[arg(long, default_value_t = 30)]
     header_timeout: u64,
+    /// Index files up to SIZE (such as 2G or 512M; 0 for none) are read into memory at start
+    /// and on each SIGHUP; larger ones are mapped. A file in memory may be truncated, rewritten
+    /// or removed without effect on the server. A mapped file must be replaced by rename only
+    /// (the server keeps the old file until SIGHUP): truncated or rewritten in place, it makes
+    /// the server die by SIGBUS at the next read of a lost page [default: a quarter of the
+    /// machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = leakdex::build::parse_size)]
+    copy_limit: Option<u64>,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
@@ -50,6 +58,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         listen: args.listen,
         max_age: args.max_age,
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        copy_limit: args
+            .copy_limit
+            .unwrap_or_else(|| ServerConfig::default().copy_limit),
         ..ServerConfig::default()
     };
     let server = Arc::new(Server::new(config)?);

@@ -265,3 +265,77 @@ pub fn send(
     conn.get_mut().write_all(req.as_bytes()).unwrap();
     read_reply(conn, method == "HEAD")
 }
+
+// --- nginx ----------------------------------------------------------------------------------
+
+/// nginx serving an export tree, stopped when dropped.
+pub struct Nginx {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nginx binary, where one is installed.
+pub fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Starts nginx in the foreground with the tree's `nginx.conf` on a free loopback port.
+pub fn start_nginx(nginx: &Path, tree: &Path, work: &Path) -> Nginx {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = std::fs::read_to_string(tree.join("nginx.conf")).unwrap();
+    assert!(server.contains("listen 8080;"));
+    let server_conf = work.join("server.conf");
+    std::fs::write(
+        &server_conf,
+        server.replace("listen 8080;", &format!("listen 127.0.0.1:{port};")),
+    )
+    .unwrap();
+    let w = work.display();
+    let main = format!(
+        "daemon off;\nmaster_process off;\npid {w}/nginx.pid;\nerror_log {w}/error.log;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {w}/b;\n  \
+         proxy_temp_path {w}/p;\n  fastcgi_temp_path {w}/f;\n  uwsgi_temp_path {w}/u;\n  \
+         scgi_temp_path {w}/s;\n  include {};\n}}\n",
+        server_conf.display()
+    );
+    let conf = work.join("nginx-main.conf");
+    std::fs::write(&conf, main).unwrap();
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut served = Nginx { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return served;
+        }
+        if let Ok(Some(status)) = served.child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = served.child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("nginx exited with {status}: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nginx did not start listening on port {port}");
+}
