@@ -75,6 +75,21 @@ def dump_lines():
         write("dump_lines", f"combo-{key}", bytes([4 | key << 3]) + combo)
         write("dump_lines", f"ulp-{key}", bytes([6 | key << 3]) + ulp)
     write("dump_lines", "ulp-ntlm", bytes([7]) + ulp)
+    # Range bodies (bit 6), as a downloader tree's files and a range server's answers hold
+    # them: CRLF, LF, padding, a BOM, lower case, no final line end; and a few malformed ones.
+    bodies = [
+        (0x40, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:3\r\n0000000000000000000000000000000000A:0\r\n"
+               b"FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF:18446744073709551615"),
+        (0x40, b"\xef\xbb\xbf1e4c9b93f3f0682250b6cf8331b7ee68fd8:12\n\n 0000000000000000000000000000000000A:1 \n"),
+        (0x41, b"6F7EAEE8FB117AD06BDD830B7586C:7\r\n6F7EAEE8FB117AD06BDD830B7586C:0\r\n"
+               b"00000000000000000000000000001:00000000000000000001\r\n"),
+        (0x42, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:1\r\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:2\r\n"
+               b"0000000000000000000000000000000000A\r\n"),
+        (0x43, b"<html><body>Not found</body></html>\n"),
+        (0x44, b"6F7EAEE8FB117AD06BDD830B7586C:1\r\n"),
+    ]
+    for i, (selector, body) in enumerate(bodies):
+        write("dump_lines", f"range-body-{i}", bytes([selector]) + body)
 
 
 def index_bytes():

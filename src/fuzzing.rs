@@ -48,3 +48,31 @@ where
     http.serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .await
 }
+
+/// Reads a range body as `check --remote` does (`crate::remote`): the count the body gives
+/// each of `suffixes` (hex of the kind's suffix length, upper case), `None` where it lists
+/// none with a count above 0; where the body repeats a suffix, the last row counts, as
+/// [`crate::remote::RemoteChecker::counts`] takes it. `Err` says why the body is refused.
+pub fn remote_body_counts(
+    kind: HashKind,
+    body: &[u8],
+    suffixes: &[Vec<u8>],
+) -> Result<Vec<Option<u64>>, String> {
+    let mut wanted: Vec<([u8; 40], u32)> = suffixes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut padded = [0u8; 40];
+            padded[..s.len()].copy_from_slice(s);
+            (padded, i as u32)
+        })
+        .collect();
+    wanted.sort_unstable();
+    let mut found = Vec::new();
+    crate::remote::match_body(kind, body, &wanted, &mut found)?;
+    let mut counts = vec![None; suffixes.len()];
+    for (i, count) in found {
+        counts[i as usize] = Some(count);
+    }
+    Ok(counts)
+}

@@ -1,8 +1,12 @@
 //! Dump lines in every input form: `hashes` (parse_line, the chunk parser and its fast path,
 //! SHA-1 and NTLM), `passwords`, `combo` and `ulp` (parse_combo, parse_ulp, key hashing for
-//! password, login and pair keys), and build's block parser over all of them.
+//! password, login and pair keys), and build's block parser over all of them; and range
+//! bodies (`SUFFIX:COUNT` rows), as a build reads the files of a downloader tree
+//! (`tree::parse_body`) and as `check --remote` reads a server's answers.
 //!
-//! Input: one byte choosing the form, hash kind, key and partition, then the block's bytes.
+//! Input: one byte choosing the form, hash kind, key and partition (bit 0: NTLM; bits 1-2:
+//! hashes, passwords, combo, ulp; bits 3-4: password, login, pair key; bit 5: a partition;
+//! bit 6: a range body instead, of a prefix the byte picks), then the block's bytes.
 
 use leakdex::credential::{parse_combo, parse_ulp, scheme_len, Credential};
 use leakdex::dump::{first_hash_field, parse_chunk, parse_line, split_chunks, Entry};
@@ -34,6 +38,12 @@ pub fn dump_lines(data: &[u8]) {
         KeyType::Pair,
         KeyType::Password,
     ][(selector >> 3 & 3) as usize];
+    if selector & 0x40 != 0 {
+        // A prefix of every nibble value, which the byte picks.
+        let prefix = (selector as u32).wrapping_mul(0x9E3B7) & 0xF_FFFF;
+        range_body(block, kind, prefix);
+        return;
+    }
     let prefixes = if selector & 0x20 == 0 {
         PrefixRange::WHOLE
     } else {
@@ -349,4 +359,177 @@ fn plaintext_model(
         }
     }
     (summed, skipped)
+}
+
+/// What a range body's line is to the model: blank, a row, or malformed.
+enum Row {
+    Blank,
+    Entry(Entry),
+    Bad,
+}
+
+/// One line of a range body of `prefix`, written from the format's definition: after the
+/// line end, byte-order marks and blanks at either end, nothing (blank), or the suffix in hex
+/// of either case, `:`, and a decimal count that fits 64 bits.
+fn body_row(line: &[u8], kind: HashKind, prefix: u32) -> Row {
+    let line = trim(line);
+    if line.is_empty() {
+        return Row::Blank;
+    }
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return Row::Bad;
+    };
+    let (suffix, digits) = (&line[..colon], &line[colon + 1..]);
+    if suffix.len() != kind.suffix_hex_len() || !suffix.iter().all(u8::is_ascii_hexdigit) {
+        return Row::Bad;
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Row::Bad;
+    }
+    let Ok(count) = std::str::from_utf8(digits).unwrap().parse::<u64>() else {
+        return Row::Bad;
+    };
+    let mut hex = format!("{prefix:05X}").into_bytes();
+    hex.extend_from_slice(suffix);
+    let hash = leakdex::hash::decode_hex(&hex).expect("hex digits");
+    Row::Entry(Entry { hash, count })
+}
+
+/// A range body: `tree::parse_body` against the model above (entries, blank and padding
+/// lines, the line blamed), then the reading of `check --remote` against both: it takes a
+/// stricter form (no blanks or byte-order marks inside a line, at most 20 digits), reads what
+/// it takes as a build reads it, and never repeats a row of the body in its errors.
+fn range_body(body: &[u8], kind: HashKind, prefix: u32) {
+    let mut model = Vec::new();
+    let mut padding = 0u64;
+    let mut lines = 0u64;
+    let mut bad = None;
+    // The form `check --remote` takes (a byte-order mark at the start of the body only).
+    let mut strict = true;
+    let unmarked = body.strip_prefix(BOM).unwrap_or(body);
+    for (i, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
+        lines += 1;
+        match body_row(line, kind, prefix) {
+            Row::Blank => {}
+            Row::Entry(e) if e.count == 0 => padding += 1,
+            Row::Entry(e) => model.push(e),
+            Row::Bad => {
+                bad = Some(i as u64);
+                break;
+            }
+        }
+    }
+    for line in unmarked.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let len = kind.suffix_hex_len();
+        strict &= line.is_empty()
+            || (line.len() > len + 1
+                && line.len() <= len + 21
+                && line[len] == b':'
+                && line[..len].iter().all(u8::is_ascii_hexdigit)
+                && line[len + 1..].iter().all(u8::is_ascii_digit));
+    }
+
+    // A build's reading. Entries already in `out` stay as they are.
+    let marker = Entry {
+        hash: [0xAB; 20],
+        count: 7,
+    };
+    let mut out = vec![marker];
+    let result = leakdex::tree::parse_body(prefix, body, kind, &mut out);
+    assert_eq!(out[0], marker, "an entry before the body's changed");
+    match (&result, bad) {
+        (Ok(stats), None) => {
+            assert_eq!(stats.lines, lines, "lines");
+            assert_eq!(stats.padding, padding, "padding rows");
+            let got = &out[1..];
+            assert!(
+                got.windows(2)
+                    .all(|w| compare_hashes(&w[0].hash, &w[1].hash).is_le()),
+                "entries out of order"
+            );
+            for e in got {
+                assert_eq!(leakdex::hash::prefix_of(&e.hash), prefix);
+                assert!(e.hash[kind.byte_len()..].iter().all(|&b| b == 0));
+            }
+            let mut got = got.to_vec();
+            got.sort_by_key(|e| (e.hash, e.count));
+            model.sort_by_key(|e| (e.hash, e.count));
+            assert_eq!(got, model, "the body's entries");
+        }
+        (Err(e), Some(line)) => {
+            assert_eq!(e.line_in_chunk, line, "the line blamed");
+            assert!(!e.message.is_empty());
+        }
+        (Ok(_), Some(line)) => panic!("a malformed line {line} taken"),
+        (Err(e), None) => panic!(
+            "a valid body refused at line {}: {}",
+            e.line_in_chunk, e.message
+        ),
+    }
+
+    // `check --remote`'s reading, asked for the suffixes of the body's rows and a few more.
+    let hex_len = kind.suffix_hex_len();
+    let mut suffixes: Vec<Vec<u8>> = model
+        .iter()
+        .map(|e| {
+            let mut hex = Vec::new();
+            encode_hex_into(&e.hash[..kind.byte_len()], &mut hex);
+            hex[5..].to_vec()
+        })
+        .collect();
+    suffixes.push(vec![b'0'; hex_len]);
+    suffixes.push(vec![b'F'; hex_len]);
+    match leakdex::fuzzing::remote_body_counts(kind, body, &suffixes) {
+        Ok(counts) => {
+            assert!(
+                result.is_ok(),
+                "check --remote takes a body a build refuses"
+            );
+            // Each suffix's count: the last row of it, as check --remote takes a repeat (a
+            // build sums them; the API never repeats a suffix).
+            for (suffix, count) in suffixes.iter().zip(&counts) {
+                let mut last = None;
+                for e in &model {
+                    let mut hex = Vec::new();
+                    encode_hex_into(&e.hash[..kind.byte_len()], &mut hex);
+                    if hex[5..] == suffix[..] {
+                        last = Some(e.count);
+                    }
+                }
+                let repeated = model
+                    .iter()
+                    .filter(|e| {
+                        let mut hex = Vec::new();
+                        encode_hex_into(&e.hash[..kind.byte_len()], &mut hex);
+                        hex[5..] == suffix[..]
+                    })
+                    .count()
+                    > 1;
+                if !repeated {
+                    assert_eq!(*count, last, "check --remote's count of a suffix");
+                } else {
+                    assert!(count.is_some());
+                }
+            }
+        }
+        Err(message) => {
+            assert!(
+                !strict || result.is_err(),
+                "check --remote refuses a body in its form: {message}"
+            );
+            // The message never repeats the body's rows: no run of 6 hex digits of the body.
+            for w in body.windows(6) {
+                if w.iter().all(u8::is_ascii_hexdigit) {
+                    assert!(
+                        !message
+                            .as_bytes()
+                            .windows(6)
+                            .any(|m| m.eq_ignore_ascii_case(w)),
+                        "an error repeats the body: {message}"
+                    );
+                }
+            }
+        }
+    }
 }

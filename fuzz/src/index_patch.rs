@@ -50,6 +50,8 @@ fn run(buf: &mut Vec<u8>, golden: &Loaded, version: u32, fix: u8, ask: u8, data:
     let mut data = data;
     let mut touched = Vec::new();
     let mut moved = false;
+    // Whether a patch changed a byte (a resize always does).
+    let mut changed = false;
     while data.len() >= 5 {
         let [r, o0, o1, o2, value] = take::<5>(&mut data);
         if r == 0xFF {
@@ -73,6 +75,7 @@ fn run(buf: &mut Vec<u8>, golden: &Loaded, version: u32, fix: u8, ask: u8, data:
                     buf.resize(buf.len() + by, value);
                 }
                 moved = true;
+                changed = true;
                 continue;
             }
         };
@@ -83,6 +86,7 @@ fn run(buf: &mut Vec<u8>, golden: &Loaded, version: u32, fix: u8, ask: u8, data:
         if at >= buf.len() {
             continue;
         }
+        let before = buf[at..(at + 8).min(buf.len())].to_vec();
         match op {
             0..=7 => buf[at] = value,
             8..=11 => buf[at] ^= value,
@@ -98,6 +102,7 @@ fn run(buf: &mut Vec<u8>, golden: &Loaded, version: u32, fix: u8, ask: u8, data:
                 }
             }
         }
+        changed |= buf[at..at + before.len()] != before[..];
         touched.push(at);
         moved |= at < sections_start(version);
     }
@@ -106,8 +111,26 @@ fn run(buf: &mut Vec<u8>, golden: &Loaded, version: u32, fix: u8, ask: u8, data:
     fix_up(buf, golden, fix, &groups, &touched, moved);
 
     let Ok(index) = Index::from_bytes(buf, "fuzz.ldx") else {
+        assert!(
+            changed,
+            "a golden whose patches changed nothing does not open"
+        );
         return;
     };
+    if !changed {
+        // Fix-ups of unchanged bytes rewrite what was there: the golden answers as itself.
+        assert!(
+            buf[..] == golden.bytes[..],
+            "fix-ups changed an unpatched golden"
+        );
+        for e in golden.entries.iter().step_by(97) {
+            let expected = match golden.store {
+                leakdex::format::StoreForm::None => leakdex::Presence::Possible,
+                _ => leakdex::Presence::Found(e.count),
+            };
+            assert_eq!(index.probe(&e.hash).ok(), Some(expected), "a golden entry");
+        }
+    }
     // Queries: the entries of the ranges patched, a few others, and the input's own hashes.
     let mut hashes: Vec<HashBytes> = golden
         .entries

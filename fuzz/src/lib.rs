@@ -301,12 +301,15 @@ pub fn exercise(index: &Index, hashes: &[HashBytes], prefixes: &[u32], asks: Ask
         let mut padded = b"kept".to_vec();
         match index.write_padded_range(prefix, &mut rng, &mut padded) {
             Ok(()) => {
-                // Counted, not read: the padding's rows are random ones.
                 let padded = &padded[4..];
                 let rows = padded.iter().filter(|&&b| b == b'\n').count() + 1;
                 assert!(!padded.is_empty() && !padded.ends_with(b"\r\n"));
                 let real = *len.as_ref().expect("a padded range has a length") as usize;
                 assert!(plain.is_ok(), "padded range without a plain one");
+                assert_padded(
+                    &rows_of(padded, kind, prefix),
+                    &rows_of(&body[4..], kind, prefix),
+                );
                 if real >= leakdex::range::PAD_MAX_ROWS {
                     assert_eq!(rows, real);
                 } else {
@@ -475,6 +478,25 @@ pub fn rows_of(body: &[u8], kind: HashKind, prefix: u32) -> Vec<(HashBytes, u64)
         rows.push((hash, count));
     }
     rows
+}
+
+/// A padded range's rows hold the real ones, in their order, and the others have count 0.
+pub fn assert_padded(padded: &[(HashBytes, u64)], real: &[(HashBytes, u64)]) {
+    let mut next = real.iter().peekable();
+    for row in padded {
+        if next.peek() == Some(&row) {
+            next.next();
+        } else {
+            assert_eq!(
+                row.1, 0,
+                "a padding row with a count, or a real row changed"
+            );
+        }
+    }
+    assert!(
+        next.peek().is_none(),
+        "a real row missing from the padded range"
+    );
 }
 
 /// Reads `n` bytes from the front of `data`, padding with zeros past its end.

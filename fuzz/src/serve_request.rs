@@ -5,7 +5,7 @@
 //!
 //! Input: one byte choosing the server, then `METHOD TARGET` and `Name: value` lines.
 
-use super::{mode_of, rows_of, runtime, servers};
+use super::{assert_padded, mode_of, rows_of, runtime, servers};
 use http_body_util::BodyExt;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
@@ -130,8 +130,10 @@ pub fn serve_request(data: &[u8]) {
     };
     let real = index.range_body(prefix).expect("a golden range");
     if padded {
-        let rows = rows_of(&body, index.kind(), prefix).len();
-        let real = rows_of(&real, index.kind(), prefix).len();
+        let rows = rows_of(&body, index.kind(), prefix);
+        let real = rows_of(&real, index.kind(), prefix);
+        assert_padded(&rows, &real);
+        let (rows, real) = (rows.len(), real.len());
         assert!(rows >= real.max(800) && rows <= 1000 || rows == real && real > 1000);
     } else {
         assert!(body == real, "the body differs from the index's range");
