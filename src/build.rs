@@ -548,6 +548,23 @@ fn parse_block(
     parsed
 }
 
+/// [`parse_block`] for the fuzz targets ([`crate::fuzzing::parse_block`]).
+pub(crate) fn parse_block_for_fuzzing(
+    block: &[u8],
+    kind: HashKind,
+    key: KeyType,
+    format: InputFormat,
+    prefixes: PrefixRange,
+) -> crate::fuzzing::ParsedBlock {
+    let parsed = parse_block(block, kind, key, format, prefixes, Vec::new());
+    crate::fuzzing::ParsedBlock {
+        entries: parsed.entries,
+        result: parsed.result,
+        skipped: parsed.skipped,
+        skipped_examples: parsed.skipped_examples,
+    }
+}
+
 fn parse_block_whole(
     block: &[u8],
     kind: HashKind,

@@ -736,6 +736,11 @@ impl Index {
     #[inline]
     pub fn check(&self, hash: &HashBytes) -> Result<Option<Count>> {
         self.require_in_partition(std::slice::from_ref(hash))?;
+        // Before the filter: a miss must not read as "absent, count known" when a hit is an
+        // error (found by fuzzing: tests/data/fuzz/index_bytes/check-on-filter-only-index).
+        if self.header.store == StoreForm::None {
+            return Err(self.no_store());
+        }
         if !self.filter_contains(hash) {
             return Ok(None);
         }

@@ -23,6 +23,8 @@ pub mod error;
 pub mod export;
 pub mod filter;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod gzip;
 pub mod hash;

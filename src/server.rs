@@ -804,7 +804,8 @@ impl Server {
         self.run_on(listener, addr, Arc::new(on_event)).await
     }
 
-    /// The HTTP/1 settings every connection is served with.
+    /// The HTTP/1 settings every connection is served with (also by the fuzz targets, through
+    /// [`crate::fuzzing::serve_io`]).
     pub(crate) fn http1(&self) -> hyper::server::conn::http1::Builder {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
