@@ -232,6 +232,49 @@ fn read_head(reader: &mut dyn Read, path: &Path) -> Result<([u8; SNIFF], usize)>
     Ok((head, n))
 }
 
+/// [`read_head`] of a stream, which may stall before its first bytes (a producer that has not
+/// started, or sent less than the head). With a cancel flag, the head is read on a thread of
+/// its own while this one looks at the flag every tenth of a second, so that a stop request
+/// is not held up by a silent producer (the reading thread, blocked in `read`, is left to the
+/// end of the process).
+fn read_stream_head(
+    mut reader: Box<dyn Read + Send>,
+    path: &Path,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<(Box<dyn Read + Send>, [u8; SNIFF], usize)> {
+    let Some(cancel) = cancel else {
+        let (head, n) = read_head(reader.as_mut(), path)?;
+        return Ok((reader, head, n));
+    };
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    let owned_path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("leakdex-read".into())
+        .spawn(move || {
+            let head = read_head(reader.as_mut(), &owned_path);
+            // The receiver is gone only when the build stopped meanwhile.
+            let _ = send.send(head.map(|(head, n)| (reader, head, n)));
+        })
+        .map_err(|e| Error::io(path, "cannot start a thread to read", e))?;
+    loop {
+        match receive.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(head) => return head,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Invalid(format!(
+                    "{}: internal error: the thread reading the first bytes ended without \
+                     an answer",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
 /// The compressed formats read, recognised by their magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Compression {
@@ -270,8 +313,12 @@ fn decompress(
 
 /// A stream (standard input, a pipe, a device) recognised by its first bytes, which are read
 /// once and handed on in front of the rest: a pipe cannot be read twice.
-fn sniff_stream(mut reader: Box<dyn Read + Send>, path: &Path) -> Result<Box<dyn Read + Send>> {
-    let (head, n) = read_head(reader.as_mut(), path)?;
+fn sniff_stream(
+    reader: Box<dyn Read + Send>,
+    path: &Path,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<Box<dyn Read + Send>> {
+    let (reader, head, n) = read_stream_head(reader, path, cancel)?;
     if n == SNIFF && head == crate::format::MAGIC {
         return Err(Error::Invalid(format!(
             "{}: a leakdex index cannot be read from a pipe; give its file path",
@@ -297,14 +344,18 @@ pub fn open_text(path: &Path) -> Result<Box<dyn Read + Send>> {
         }
         Box::new(file)
     };
-    sniff_stream(reader, path)
+    sniff_stream(reader, path, None)
 }
 
 fn open_input(path: &Path, options: &BuildOptions) -> Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input {
             path: path.to_path_buf(),
-            source: Source::Reader(sniff_stream(Box::new(std::io::stdin()), path)?),
+            source: Source::Reader(sniff_stream(
+                Box::new(std::io::stdin()),
+                path,
+                options.cancel.as_ref(),
+            )?),
             modified: 0,
             // Standard input redirected from a file is that file.
             identity: std::fs::metadata("/dev/stdin")
@@ -356,7 +407,7 @@ fn open_input(path: &Path, options: &BuildOptions) -> Result<Input> {
         }
     } else {
         // A pipe, FIFO or device: read once, as a stream.
-        Source::Reader(sniff_stream(Box::new(file), path)?)
+        Source::Reader(sniff_stream(Box::new(file), path, options.cancel.as_ref())?)
     };
     Ok(Input {
         path: path.to_path_buf(),
