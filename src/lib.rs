@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod bench;
 pub mod build;
+pub mod check;
 pub mod credential;
 pub mod dump;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod writer;
 pub use build::{
     build_index, BuildOptions, BuildProgress, BuildSummary, BuildTimings, InputFormat, NoProgress,
 };
+pub use check::{Answer, CheckError, CheckSummary, Checker};
 pub use error::{Error, Result};
 pub use format::{FilterKind, StoreForm};
 pub use hash::{HashBytes, HashKind};

@@ -1,12 +1,12 @@
 //! `leakdex check`: check passwords or hashes, one per line.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
-use leakdex::hash::{encode_hex_into, parse_hash_item};
+use leakdex::check::{Answer, CheckError, Checker};
+use leakdex::hash::encode_hex_into;
 use leakdex::range::write_decimal;
 use leakdex::remote::{RangeMode, RemoteChecker, RemoteOptions};
-use leakdex::{HashBytes, HashKind, IndexSet, KeyType, Presence, StoreForm};
-use rayon::prelude::*;
+use leakdex::{IndexSet, KeyType, Presence, StoreForm};
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -120,12 +120,6 @@ pub struct CheckArgs {
     threads: Option<usize>,
 }
 
-/// Items checked per parallel batch.
-const BATCH: usize = 1 << 16;
-/// Batches smaller than this run on the calling thread: starting the thread pool (and
-/// tearing down a mapping that several threads have used) costs more than they take.
-const PARALLEL_MIN: usize = 1 << 12;
-
 /// What answers: an index, or a range server.
 enum Source {
     Local(IndexSet),
@@ -156,59 +150,10 @@ impl Source {
         Ok(Source::Remote(RemoteChecker::new(url, options)?))
     }
 
-    fn kind(&self) -> HashKind {
+    fn checker(&self) -> Checker<'_> {
         match self {
-            Source::Local(index) => index.kind(),
-            Source::Remote(remote) => remote.mode().kind(),
-        }
-    }
-
-    fn key(&self) -> KeyType {
-        match self {
-            Source::Local(index) => index.key(),
-            Source::Remote(remote) => remote.mode().key(),
-        }
-    }
-
-    /// Why `hash` cannot be answered: partitions that do not hold its prefix. A server
-    /// answers every prefix.
-    fn not_held(&self, hash: &HashBytes) -> Option<leakdex::Error> {
-        match self {
-            Source::Local(index) => index
-                .part_for(leakdex::hash::prefix_of(hash))
-                .is_none()
-                .then(|| index.not_held()),
-            Source::Remote(_) => None,
-        }
-    }
-
-    /// A server's counts are exact, as a full store's.
-    fn store_form(&self) -> StoreForm {
-        match self {
-            Source::Local(index) => index.store_form(),
-            Source::Remote(_) => StoreForm::Full,
-        }
-    }
-
-    /// The answer for each hash, in order; on the thread pool when `parallel` (an index), or
-    /// one request per distinct prefix (a server).
-    fn probe_many(&self, hashes: &[HashBytes], parallel: bool) -> leakdex::Result<Vec<Presence>> {
-        match self {
-            Source::Local(index) => {
-                let chunks: Vec<&[HashBytes]> = hashes.chunks(1024).collect();
-                let answers: Vec<Vec<Presence>> = map_items(parallel, &chunks, |chunk| {
-                    let mut answers = Vec::with_capacity(chunk.len());
-                    index.probe_many(chunk, &mut answers).map(|()| answers)
-                })
-                .into_iter()
-                .collect::<leakdex::Result<_>>()?;
-                Ok(answers.into_iter().flatten().collect())
-            }
-            Source::Remote(remote) => {
-                let mut answers = Vec::with_capacity(hashes.len());
-                remote.probe_many(hashes, &mut answers)?;
-                Ok(answers)
-            }
+            Source::Local(index) => Checker::new(index),
+            Source::Remote(remote) => Checker::new(remote),
         }
     }
 }
@@ -216,26 +161,29 @@ impl Source {
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     leakdex::sys::forbid_core_dumps();
     super::set_threads(args.threads)?;
-    let index = Source::open(&args)?;
+    let source = Source::open(&args)?;
+    let checker = source.checker().hashes(args.hashes);
+    let answerer = checker.answerer();
     let from_stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
     let name = match &args.input {
         Some(p) if !from_stdin => p.display().to_string(),
         _ => "<stdin>".to_string(),
     };
+    let mut noted = false;
     if args.input.is_none() && !args.hashes && std::io::stdin().is_terminal() {
         // A login is echoed as it is typed; a password never is.
-        let mut item = match index.key() {
+        let mut item = match answerer.key() {
             KeyType::Password => rpassword::prompt_password("password: ")?.into_bytes(),
             KeyType::Login => prompt_echoed("login: ")?,
             KeyType::Pair => prompt_echoed("login: ")?,
         };
-        let result = if index.key() == KeyType::Pair {
+        let result = if answerer.key() == KeyType::Pair {
             // Login and password as typed, not joined and split again: a login may hold `:`.
             let mut password = rpassword::prompt_password("password: ")?.into_bytes();
             let mut scratch = Vec::new();
             let hashed = leakdex::key::hash_credential(
                 KeyType::Pair,
-                index.kind(),
+                answerer.kind(),
                 &item,
                 &password,
                 &mut scratch,
@@ -245,16 +193,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             scratch.fill(0);
             hashed
         } else {
-            hash_item(&index, &item, false, "<terminal>", 1)
+            checker
+                .hash_item(&item, "<terminal>", 1)
+                .map_err(anyhow::Error::from)
         };
         item.fill(0);
         let hash = result?;
-        let presence = index.probe_many(&[hash], false)?[0];
+        let answer = Answer {
+            line: 1,
+            hash,
+            presence: checker.probe(&hash)?,
+        };
         let mut out = Vec::new();
-        let mut noted = false;
-        format_item(&index, 1, &hash, presence, args.json, &mut out, &mut noted);
+        format_item(&source, answer, args.json, &mut out, &mut noted);
         std::io::stdout().write_all(&out)?;
-        return Ok(u8::from(is_found(presence)));
+        return Ok(u8::from(answer.is_found()));
     }
     let reader: Box<dyn Read> = if from_stdin {
         Box::new(std::io::stdin().lock())
@@ -262,111 +215,35 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         let path = args.input.as_ref().expect("not stdin");
         Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
     };
-    let mut reader = BufReader::with_capacity(256 << 10, reader);
-    let mut stdout = std::io::stdout().lock();
-    let mut items: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut out = Vec::new();
-    let mut line_no = 0u64;
-    let mut found_any = false;
-    let mut batches = 0u64;
-    let mut answered = 0u64;
-    let mut noted = false;
-    loop {
-        let mut buf = spare.pop().unwrap_or_default();
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("{name}: cannot read"))?;
-        let at_end = n == 0;
-        if !at_end {
-            line_no += 1;
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-                if buf.last() == Some(&b'\r') {
-                    buf.pop();
-                }
-            }
-            if args.hashes && buf.iter().all(|b| b.is_ascii_whitespace()) {
-                spare.push(buf);
-            } else {
-                items.push((line_no, buf));
-            }
-        }
-        if items.len() == BATCH || (at_end && !items.is_empty()) {
-            batches += 1;
-            if let (2, Source::Local(index)) = (batches, &index) {
-                // An audit of many items, for which the index is worth reading from disk in
-                // 2 MiB pages.
-                index.prefer_huge_pages();
-            }
-            // Hash every item on all cores, then check them in batches (the filter first,
-            // then batched store lookups), and print in input order.
-            let parallel = items.len() >= PARALLEL_MIN;
-            let mut hashed: Vec<anyhow::Result<HashBytes>> =
-                map_items(parallel, &items, |(line, item)| {
-                    hash_item(&index, item, args.hashes, &name, *line)
-                });
-            for (_, item) in items.iter_mut() {
-                item.fill(0);
-            }
-            let good = hashed
-                .iter()
-                .position(|r| r.is_err())
-                .unwrap_or(hashed.len());
-            let failure = (good < hashed.len()).then(|| hashed.swap_remove(good));
-            let hashes: Vec<HashBytes> = hashed
-                .into_iter()
-                .take(good)
-                .map(|r| r.expect("only items before the first error"))
-                .collect();
-            let answers = match index.probe_many(&hashes, parallel) {
-                Ok(answers) => answers,
-                Err(e) if matches!(index, Source::Local(_)) => return Err(e.into()),
-                Err(e) => {
-                    // A server's failure ends the check after the batches before it.
-                    stdout.flush()?;
-                    let answered = match answered {
-                        0 => "no item was answered".to_string(),
-                        1 => "the 1 item of earlier batches was answered above".to_string(),
-                        n => format!(
-                            "the {} items of earlier batches were answered above",
-                            super::grouped(n)
-                        ),
-                    };
-                    return Err(anyhow::anyhow!("{e}; {answered}"));
-                }
-            };
-            out.clear();
-            for ((hash, presence), (line, _)) in hashes.iter().zip(answers).zip(&items) {
-                found_any |= is_found(presence);
-                answered += 1;
-                format_item(
-                    &index, *line, hash, presence, args.json, &mut out, &mut noted,
-                );
-            }
-            let failure = failure.and_then(|r| r.err());
-            stdout.write_all(&out)?;
-            if let Some(e) = failure {
-                stdout.flush()?;
-                let answered = match answered {
-                    0 => "no item was answered".to_string(),
-                    1 => "the 1 item before it was answered above".to_string(),
-                    n => format!(
-                        "the {} items before it were answered above",
-                        super::grouped(n)
-                    ),
-                };
-                return Err(anyhow::anyhow!("{e:#}; {answered}"));
-            }
-            spare.extend(items.drain(..).map(|(_, b)| b));
-        }
-        if at_end {
-            break;
-        }
-    }
+    let reader = BufReader::with_capacity(256 << 10, reader);
+    let mut stdout = std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
+    let mut line = Vec::new();
+    let checked = checker.check_lines(reader, &name, |answer| {
+        line.clear();
+        format_item(&source, answer, args.json, &mut line, &mut noted);
+        stdout.write_all(&line)
+    });
     stdout.flush()?;
-    Ok(u8::from(found_any))
+    let answered = |n: u64, before: &str| match n {
+        0 => "no item was answered".to_string(),
+        1 => format!("the 1 item {before} was answered above"),
+        n => format!(
+            "the {} items {before} were answered above",
+            super::grouped(n)
+        ),
+    };
+    match checked {
+        Ok(summary) => Ok(u8::from(summary.found > 0)),
+        Err(CheckError::Item { error, answered: n }) => {
+            Err(anyhow::anyhow!("{error}; {}", answered(n, "before it")))
+        }
+        Err(CheckError::Remote { error, answered: n }) => Err(anyhow::anyhow!(
+            "{error}; {}",
+            answered(n, "of earlier batches")
+        )),
+        Err(CheckError::Output(e)) => Err(e.into()),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }
 
 /// Asks for a line on the terminal, echoed; the line end is removed.
@@ -381,74 +258,15 @@ fn prompt_echoed(prompt: &str) -> anyhow::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// `f` of every item in order, on the thread pool when `parallel`.
-fn map_items<T: Sync, R: Send>(
-    parallel: bool,
-    items: &[T],
-    f: impl Fn(&T) -> R + Sync + Send,
-) -> Vec<R> {
-    if parallel {
-        items.par_iter().map(f).collect()
-    } else {
-        items.iter().map(f).collect()
-    }
-}
-
-fn hash_item(
-    index: &Source,
-    item: &[u8],
-    hashes: bool,
-    name: &str,
-    line: u64,
-) -> anyhow::Result<HashBytes> {
-    let kind = index.kind();
-    let hash = if hashes {
-        match parse_hash_item(item, kind) {
-            Ok(h) => h,
-            Err(why) => bail!("{name}:{line}: {why}"),
-        }
-    } else {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let hashed = SCRATCH.with_borrow_mut(|scratch| {
-            let hashed = leakdex::key::hash_item(index.key(), kind, item, scratch);
-            // The normalised login stays in no buffer once hashed.
-            scratch.fill(0);
-            hashed
-        });
-        match hashed {
-            Ok(h) => h,
-            Err(why) => bail!("{name}:{line}: {why}"),
-        }
-    };
-    if let Some(why) = index.not_held(&hash) {
-        bail!("{name}:{line}: {why}");
-    }
-    Ok(hash)
-}
-
-/// Whether an answer counts as found for the exit code: a count above 0, or a possible hit.
-fn is_found(presence: Presence) -> bool {
-    match presence {
-        Presence::Found(c) => c > 0,
-        Presence::Possible => true,
-        Presence::Absent => false,
-    }
-}
-
 /// Appends one answer's line. On the first possible hit of a filter-only index, says on
 /// standard error what such a hit means (once: `noted`).
-fn format_item(
-    index: &Source,
-    line: u64,
-    hash: &HashBytes,
-    presence: Presence,
-    json: bool,
-    out: &mut Vec<u8>,
-    noted: &mut bool,
-) {
-    if let (Presence::Possible, false, Source::Local(index)) = (presence, *noted, index) {
+fn format_item(source: &Source, answer: Answer, json: bool, out: &mut Vec<u8>, noted: &mut bool) {
+    let Answer {
+        line,
+        hash,
+        presence,
+    } = answer;
+    if let (Presence::Possible, false, Source::Local(index)) = (presence, *noted, source) {
         *noted = true;
         let rate = index.false_match_rate();
         eprintln!(
@@ -459,14 +277,15 @@ fn format_item(
             rate * 100.0
         );
     }
-    let hex = &hash[..index.kind().byte_len()];
+    let answerer = source.checker().answerer();
+    let hex = &hash[..answerer.kind().byte_len()];
     let count = presence.count().unwrap_or(0);
     if json {
         out.extend_from_slice(b"{\"line\": ");
         write_decimal(line, out);
         out.extend_from_slice(b", \"hash\": \"");
         encode_hex_into(hex, out);
-        match (index.store_form(), presence) {
+        match (answerer.store_form(), presence) {
             (StoreForm::None, Presence::Possible) => {
                 out.extend_from_slice(b"\", \"count\": null, \"found\": true}\n")
             }
