@@ -6,7 +6,9 @@ use crate::dump::{ChunkError, ChunkStats, Entry};
 use crate::hash::HashKind;
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
+#[cfg(feature = "server")]
 use crate::server::Server;
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
 /// What `build` makes of one block of input.
@@ -36,6 +38,7 @@ pub fn parse_block(
 
 /// Serves one connection over `io` (bytes from memory rather than a socket) with the HTTP/1
 /// settings and handler of [`Server::run`]; returns hyper's verdict on the connection.
+#[cfg(feature = "server")]
 pub async fn serve_io<I>(server: Arc<Server>, io: I) -> Result<(), hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

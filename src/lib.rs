@@ -34,6 +34,7 @@ pub mod key;
 pub mod partition;
 pub mod range;
 pub mod remote;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod shrink;
 pub mod sys;
