@@ -24,16 +24,7 @@ fn small_dump(dir: &Path) -> PathBuf {
 fn build_small(dir: &Path) -> PathBuf {
     let input = small_dump(dir);
     let index = dir.join("small.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-            "--quiet",
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &["--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     index
 }
@@ -217,15 +208,7 @@ fn a_malformed_dump_line_fails_with_file_and_line_and_leaves_nothing() {
     let dump = format!("{good}:1\n{good}:2\n\n8846F7EAEE8FB117AD06BDD830B7586C:4\n");
     let input = write_file(dir.path(), "dump.txt", dump.as_bytes());
     let index = dir.path().join("out.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("dump.txt:4: expected 40 hex digits of a SHA-1 hash"),
@@ -250,15 +233,7 @@ fn a_malformed_dump_line_fails_with_file_and_line_and_leaves_nothing() {
         (format!("{}Z:1\n", &good[..39]), "not a hex digit"),
     ] {
         let input = write_file(dir.path(), "bad.txt", bad.as_bytes());
-        let out = run(
-            &[
-                "build",
-                input.to_str().unwrap(),
-                "-o",
-                index.to_str().unwrap(),
-            ],
-            b"",
-        );
+        let out = run_build(&input, &index, &[]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
         assert!(
             text(&out.stderr).contains("bad.txt:1:"),
@@ -284,15 +259,7 @@ fn a_line_of_the_wrong_kind_is_named_even_when_unsorted() {
     dump.push_str("8846F7EAEE8FB117AD06BDD830B7586C:4\n");
     let input = write_file(dir.path(), "mixed.txt", dump.as_bytes());
     let index = dir.path().join("out.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("mixed.txt:201:"),
@@ -308,15 +275,7 @@ fn ntlm_is_detected_from_the_first_hash() {
     let dump = "8846F7EAEE8FB117AD06BDD830B7586C:52\r\n";
     let input = write_file(dir.path(), "ntlm.txt", dump.as_bytes());
     let index = dir.path().join("ntlm.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&["check", "-i", index.to_str().unwrap()], b"password\n");
     assert_eq!(out.status.code(), Some(1));
@@ -368,15 +327,7 @@ fn range_bodies_join_rows_with_crlf_in_order() {
     expected.sort();
     let input = write_file(dir.path(), "d.txt", dump.as_bytes());
     let index = dir.path().join("d.ldx");
-    run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    run_build(&input, &index, &[]);
     let out = run(&["range", "-i", index.to_str().unwrap(), "abcde"], b"");
     assert_eq!(text(&out.stdout), expected.join("\r\n"));
 }
@@ -428,16 +379,7 @@ fn info_verify_and_deterministic_builds() {
 
     let again = dir.path().join("again.ldx");
     let input = dir.path().join("dump.txt");
-    run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            again.to_str().unwrap(),
-            "-q",
-        ],
-        b"",
-    );
+    run_build(&input, &again, &["-q"]);
     assert!(std::fs::read(&index).unwrap() == std::fs::read(&again).unwrap());
 
     let mut bytes = std::fs::read(&index).unwrap();
@@ -475,15 +417,7 @@ fn errors_for_missing_files_and_bad_arguments() {
         "one.txt",
         b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n",
     );
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            dir.path().to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("is a folder"),
@@ -491,15 +425,7 @@ fn errors_for_missing_files_and_bad_arguments() {
         text(&out.stderr)
     );
     let nowhere = dir.path().join("no/such/folder/x.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            nowhere.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &nowhere, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr)
@@ -530,27 +456,10 @@ fn empty_dumps_build_empty_indexes_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "empty.txt", b"");
     let index = dir.path().join("empty.ldx");
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!index.exists());
-    let out = run(
-        &[
-            "build",
-            input.to_str().unwrap(),
-            "--allow-empty",
-            "-o",
-            index.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = run_build(&input, &index, &["--allow-empty"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = run(&["check", "-i", index.to_str().unwrap()], b"password\n");
     assert_eq!(out.status.code(), Some(0));

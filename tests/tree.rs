@@ -745,17 +745,7 @@ fn padding_rows_are_counted_in_the_summary() {
     body.extend_from_slice(pad.as_bytes());
     std::fs::write(tree.join("5BAA6.txt"), &body).unwrap();
     let out = dir.path().join("x.ldx");
-    let o = run(
-        &[
-            "build",
-            s(&tree),
-            "-o",
-            s(&out),
-            "--prefixes",
-            "5BAA0-5BAAF",
-        ],
-        b"",
-    );
+    let o = run_build(&tree, &out, &["--prefixes", "5BAA0-5BAAF"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("2 rows with count 0 (padding) in the range files left out"),

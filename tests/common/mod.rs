@@ -114,6 +114,13 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `leakdex build INPUT -o OUTPUT EXTRA...` with nothing on standard input.
+pub fn run_build(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build", s(input), "-o", s(output)];
+    args.extend_from_slice(extra);
+    run(&args, b"")
+}
+
 /// Printed bytes as text, for messages and comparisons.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
