@@ -6,7 +6,7 @@
 //! of at most 64 KiB each) states every member's size in its header, in an extra subfield
 //! `BC` (`SI1 = 66, SI2 = 67, SLEN = 2`) holding the member's size less one. Its members can
 //! therefore be cut out of the stream without inflating, and inflated on the pool side by
-//! side, in batches of [`BATCH`] members whose output is handed on in order.
+//! side, in batches of 128 members whose output is handed on in order.
 //!
 //! [`GzipReader`] looks at each member's header as it comes. A BGZF member joins the batch;
 //! the first member that is not BGZF (or a file that never was) hands the rest of the stream

@@ -12,6 +12,47 @@
 //! [`remote::RemoteChecker`].
 //!
 //! The index file format is specified in [`mod@format`].
+//!
+//! # Example: build, open, check, range
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use leakdex::{build_index, BuildOptions, Checker, Index, IndexSet, NoProgress, Presence};
+//!
+//! let dir = tempfile::tempdir()?;
+//! // A dump in the form the Pwned Passwords corpus publishes: SHA-1 hash, count.
+//! let dump = dir.path().join("dump.txt");
+//! std::fs::write(
+//!     &dump,
+//!     "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824\r\n\
+//!      7C4A8D09CA3762AF61E59520943DC26494F8941B:4636738\r\n",
+//! )?;
+//! let path = dir.path().join("pwned.ldx");
+//! build_index(&[dump], &path, &BuildOptions::default(), &NoProgress)?;
+//!
+//! // One password, then a hash.
+//! let index = Index::open(&path)?;
+//! let (_hash, count) = index.check_password(b"password")?;
+//! assert_eq!(count, Some(9_545_824));
+//! let hash = leakdex::hash::sha1_password(b"correct horse battery staple");
+//! assert_eq!(index.check(&hash)?, None);
+//!
+//! // Many passwords, one per line, batched on all cores, answers in input order.
+//! let set = IndexSet::new(vec![index])?;
+//! let mut found = Vec::new();
+//! Checker::new(&set).check_lines(&b"123456\nhunter2\n"[..], "<list>", |answer| {
+//!     found.push((answer.line, answer.presence));
+//!     Ok(())
+//! })?;
+//! assert_eq!(found, [(1, Presence::Found(4_636_738)), (2, Presence::Absent)]);
+//!
+//! // The k-anonymity range body of prefix 5BAA6, byte for byte as the range API's.
+//! let mut body = Vec::new();
+//! set.write_range(0x5BAA6, &mut body)?;
+//! assert_eq!(body, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824");
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod audit;
