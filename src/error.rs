@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in building, opening or querying an index.
+/// Everything that can go wrong in building, opening or querying an index. New variants may
+/// come in later releases: match with a wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// An operating-system error on a file.
     Io {
@@ -44,8 +46,17 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
-    /// The request cannot be carried out as asked (bad options, too little memory, ...).
+    /// The request cannot be carried out as asked: bad options, inputs that cannot go
+    /// together, too little memory or disk, an output in the way. The message says what to
+    /// change.
     Invalid(String),
+    /// Valid input that the index format, or the store form asked for, cannot hold: more
+    /// hashes in one range than a compact store allows, counts that add up past 2^64 - 1.
+    /// The message says which limit, and what to do instead where something can be done.
+    Limit(String),
+    /// A broken internal invariant: a bug in leakdex, never the input's fault. Displayed as
+    /// `internal error: ` and what went wrong.
+    Internal(String),
     /// The work was stopped on request (Ctrl-C); its temporary files are removed.
     Interrupted,
     /// A range server could not be reached, or answered something other than a range body
@@ -100,7 +111,8 @@ impl fmt::Display for Error {
                  (up to {supported}); upgrade leakdex or rebuild the index",
                 path.display()
             ),
-            Error::Invalid(message) => f.write_str(message),
+            Error::Invalid(message) | Error::Limit(message) => f.write_str(message),
+            Error::Internal(message) => write!(f, "internal error: {message}"),
             Error::Interrupted => f.write_str("interrupted; nothing was written"),
             Error::Remote(message) => f.write_str(message),
         }
@@ -118,5 +130,26 @@ impl Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn each_kind_of_failure_displays_its_message() {
+        assert_eq!(
+            Error::Invalid("use --store full".into()).to_string(),
+            "use --store full"
+        );
+        assert_eq!(
+            Error::Limit("range 5BAA6 holds more than 65,536 hashes".into()).to_string(),
+            "range 5BAA6 holds more than 65,536 hashes"
+        );
+        assert_eq!(
+            Error::Internal("the filter thread is gone".into()).to_string(),
+            "internal error: the filter thread is gone"
+        );
     }
 }

@@ -90,7 +90,7 @@
 //! `PARTITION` (8 bytes): `first prefix: u32, last prefix: u32`, the inclusive range of 5-hex
 //! prefixes (0 to 0xFFFFF) whose hashes the index holds; `0, 0xFFFFF` for an index of a whole
 //! dump. Every bucket outside the range is empty, the filter holds no key outside it, and a
-//! reader refuses to answer for a hash outside it (see [`crate::partition`]). Indexes before
+//! reader refuses to answer for a hash outside it (see [`crate::IndexSet`]). Indexes before
 //! version 4 have no such section and hold every prefix.
 //!
 //! # Compatibility

@@ -55,33 +55,49 @@
 //! ```
 #![deny(missing_docs)]
 
+// The library's API: these modules, and the re-exports below.
 pub mod audit;
-pub mod bench;
-pub mod build;
 pub mod check;
 pub mod credential;
-pub mod dump;
-pub mod error;
 pub mod export;
-pub mod filter;
 pub mod format;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod generate;
-pub mod gzip;
 pub mod hash;
-pub mod index;
 pub mod key;
-pub mod partition;
-pub mod range;
 pub mod remote;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod shrink;
+
+// Internal modules; what they offer users is re-exported below.
+mod error;
+mod filter;
+mod index;
+mod partition;
+mod shrink;
+mod verify;
+
+// Modules that the `leakdex` command, the tests, the benchmarks and the fuzz targets (crates
+// of their own) reach into. They are not part of the library's API and may change in any
+// release; they are hidden from its documentation.
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod build;
+#[doc(hidden)]
+pub mod dump;
+#[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
+pub mod gzip;
+#[doc(hidden)]
+pub mod range;
+#[doc(hidden)]
 pub mod sys;
+#[doc(hidden)]
 pub mod tree;
-pub mod verify;
+#[doc(hidden)]
 pub mod web;
+#[doc(hidden)]
 pub mod writer;
 
 pub use build::{

@@ -119,8 +119,8 @@ pub fn shrink(
             }
             match writer.push(e)? {
                 Ok(()) => Ok(()),
-                Err(_) => Err(Error::Invalid(format!(
-                    "internal error: {} gave its hashes out of order",
+                Err(_) => Err(Error::Internal(format!(
+                    "{} gave its hashes out of order",
                     source.path().display()
                 ))),
             }

@@ -361,9 +361,9 @@ fn a_leakdex_export_tree_indexes_back_to_the_same_index() {
         indexes.push((kind, range, model, path, whole));
         ranges.push(range.first()..=range.last());
     }
-    let opened: Vec<leakdex::partition::IndexSet> = indexes
+    let opened: Vec<leakdex::IndexSet> = indexes
         .iter()
-        .map(|i| leakdex::partition::IndexSet::open(&[&i.4]).unwrap())
+        .map(|i| leakdex::IndexSet::open(&[&i.4]).unwrap())
         .collect();
     // With gzip: a `<PREFIX>.gz` beside every `<PREFIX>`, which is a copy and not read.
     let mirror = dir.path().join("mirror");
