@@ -5,11 +5,11 @@
 //! over the whole set; latency percentiles from a second pass that times a sample of single
 //! operations (each time includes the clock's own cost, a few tens of nanoseconds here).
 
-use crate::generate::SplitMix64;
+use crate::format::record_hash;
 use crate::hash::{HashBytes, HashKind};
 use crate::index::Index;
 use crate::partition::IndexSet;
-use crate::writer::record_hash;
+use crate::rng::SplitMix64;
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;

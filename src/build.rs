@@ -17,13 +17,16 @@ use crate::dump::{
     first_hash_field, parse_chunk, split_chunks, ChunkError, ChunkStats, Entry, BOM,
 };
 use crate::error::{Error, Result};
+use crate::format::SourceInfo;
 use crate::format::{FilterKind, StoreForm};
 use crate::hash::{HashBytes, HashKind};
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
 use crate::sys::MappedFile;
 use crate::tree::Tree;
-use crate::writer::{IndexSummary, IndexWriter, SourceInfo};
+use crate::writer::{IndexSummary, IndexWriter};
+
+pub use crate::progress::{BuildProgress, NoProgress};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::io::{BufWriter, Read, Seek, Write};
@@ -117,22 +120,6 @@ impl Default for BuildOptions {
         }
     }
 }
-
-/// Receives progress while a build runs. All methods have empty defaults.
-pub trait BuildProgress: Sync {
-    /// A phase starts; `total_bytes` is what it will go through (0 when unknown).
-    fn phase(&self, _name: &str, _total_bytes: u64) {}
-    /// Bytes and lines done since the last call.
-    fn advance(&self, _bytes: u64, _lines: u64) {}
-    /// Something the user should know now, not only at the end: an input that looks like the
-    /// wrong `--input`, temporary files of an earlier build removed. Also kept in
-    /// [`BuildSummary::warnings`].
-    fn warning(&self, _message: &str) {}
-}
-
-/// Progress that goes nowhere.
-pub struct NoProgress;
-impl BuildProgress for NoProgress {}
 
 /// What a build did.
 #[derive(Clone, Debug)]

@@ -568,6 +568,17 @@ pub fn encode_record(hash: &HashBytes, code: u8, out: &mut [u8]) {
     out[1..].copy_from_slice(&hash[3..3 + len - 1]);
 }
 
+/// The hash bytes a record stands for, given its bucket; the bytes past the hash are zero.
+#[inline]
+pub fn record_hash(bucket: u32, record: &[u8]) -> HashBytes {
+    let mut h = [0u8; 20];
+    h[0] = (bucket >> 12) as u8;
+    h[1] = (bucket >> 4) as u8;
+    h[2] = ((bucket as u8 & 0x0F) << 4) | (record[0] & 0x0F);
+    h[3..3 + record.len() - 1].copy_from_slice(&record[1..]);
+    h
+}
+
 /// The header's fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -644,6 +655,56 @@ pub fn encode_sections(sections: &[Section]) -> Vec<u8> {
         out.extend_from_slice(&0u32.to_le_bytes());
     }
     out
+}
+
+// --- Sources ---------------------------------------------------------------------
+
+/// One input an index was built from, as listed by `info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// File name (without its folder), or `-` for standard input.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Modification time in Unix seconds, 0 when unknown.
+    pub modified: u64,
+}
+
+/// Encodes the sources section.
+pub fn encode_sources(sources: &[SourceInfo]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(sources.len() as u32).to_le_bytes());
+    for s in sources {
+        out.extend_from_slice(&(s.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.name.as_bytes());
+        out.extend_from_slice(&s.size.to_le_bytes());
+        out.extend_from_slice(&s.lines.to_le_bytes());
+        out.extend_from_slice(&s.modified.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes the sources section.
+pub fn decode_sources(bytes: &[u8]) -> Option<Vec<SourceInfo>> {
+    let count = read_u32(bytes, 0)? as usize;
+    let mut at = 4;
+    let mut out = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let len = read_u32(bytes, at)? as usize;
+        at += 4;
+        let name = std::str::from_utf8(bytes.get(at..at.checked_add(len)?)?).ok()?;
+        at += len;
+        out.push(SourceInfo {
+            name: name.to_string(),
+            size: read_u64(bytes, at)?,
+            lines: read_u64(bytes, at + 8)?,
+            modified: read_u64(bytes, at + 16)?,
+        });
+        at += 24;
+    }
+    (at == bytes.len()).then_some(out)
 }
 
 /// Reads a little-endian u32 at `at`, or `None` past the end.

@@ -6,7 +6,6 @@ use crate::format::*;
 use crate::hash::{prefix_of, HashBytes, HashKind};
 use crate::partition::PrefixRange;
 use crate::sys::{AlignedBytes, MappedFile};
-use crate::writer::{decode_sources, SourceInfo};
 use std::cmp::Ordering;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -832,7 +831,7 @@ impl Index {
             let records = self.bucket_bytes(bucket)?;
             let mut counts = CountCursor::new(self, self.bucket_overflow(bucket)?);
             for (i, rec) in records.chunks_exact(len).enumerate() {
-                let hash = crate::writer::record_hash(bucket, rec);
+                let hash = record_hash(bucket, rec);
                 let count = counts
                     .count(i, rec)
                     .ok_or_else(|| self.out_of_step(bucket))?;

@@ -6,7 +6,6 @@
 //! synced, and renamed into place by [`IndexWriter::finish`]; dropping an unfinished writer
 //! removes it.
 
-use crate::build::BuildProgress;
 use crate::dump::Entry;
 use crate::error::{Error, Result};
 use crate::filter::{build_shard, encode_shard_entry, BuiltShard};
@@ -14,24 +13,14 @@ use crate::format::*;
 use crate::hash::{hash_to_hex, prefix_of, HashBytes, HashKind};
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
+use crate::progress::BuildProgress;
 use crate::sys::MappedFile;
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// One input an index was built from, as listed by `info`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceInfo {
-    /// File name (without its folder), or `-` for standard input.
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Lines read, blank ones included.
-    pub lines: u64,
-    /// Modification time in Unix seconds, 0 when unknown.
-    pub modified: u64,
-}
+pub use crate::format::{decode_sources, record_hash, SourceInfo};
 
 /// Pushing an entry that sorts before the previous one.
 #[derive(Debug)]
@@ -1193,51 +1182,6 @@ pub struct IndexSummary {
 fn records_offset() -> u64 {
     let dir = DIRECTORY_LEN as u64;
     align8(align8(SECTIONS_START as u64 + dir) + dir)
-}
-
-fn encode_sources(sources: &[SourceInfo]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(sources.len() as u32).to_le_bytes());
-    for s in sources {
-        out.extend_from_slice(&(s.name.len() as u32).to_le_bytes());
-        out.extend_from_slice(s.name.as_bytes());
-        out.extend_from_slice(&s.size.to_le_bytes());
-        out.extend_from_slice(&s.lines.to_le_bytes());
-        out.extend_from_slice(&s.modified.to_le_bytes());
-    }
-    out
-}
-
-/// Decodes the sources section.
-pub fn decode_sources(bytes: &[u8]) -> Option<Vec<SourceInfo>> {
-    let count = read_u32(bytes, 0)? as usize;
-    let mut at = 4;
-    let mut out = Vec::with_capacity(count.min(1024));
-    for _ in 0..count {
-        let len = read_u32(bytes, at)? as usize;
-        at += 4;
-        let name = std::str::from_utf8(bytes.get(at..at.checked_add(len)?)?).ok()?;
-        at += len;
-        out.push(SourceInfo {
-            name: name.to_string(),
-            size: read_u64(bytes, at)?,
-            lines: read_u64(bytes, at + 8)?,
-            modified: read_u64(bytes, at + 16)?,
-        });
-        at += 24;
-    }
-    (at == bytes.len()).then_some(out)
-}
-
-/// The hash bytes a record stands for, given its bucket; the bytes past the hash are zero.
-#[inline]
-pub fn record_hash(bucket: u32, record: &[u8]) -> HashBytes {
-    let mut h = [0u8; 20];
-    h[0] = (bucket >> 12) as u8;
-    h[1] = (bucket >> 4) as u8;
-    h[2] = ((bucket as u8 & 0x0F) << 4) | (record[0] & 0x0F);
-    h[3..3 + record.len() - 1].copy_from_slice(&record[1..]);
-    h
 }
 
 #[cfg(test)]
