@@ -422,7 +422,8 @@ impl StopSignals {
             let (f, s) = (Arc::clone(&flag), Arc::clone(&signal));
             let action = move || {
                 if f.load(Ordering::SeqCst) {
-                    // SAFETY (of the call below): _exit is async-signal-safe.
+                    // SAFETY: _exit is async-signal-safe, and ends the process without running
+                    // anything else of it.
                     unsafe { libc::_exit(128 + sig) };
                 }
                 // The signal first: whoever sees the flag set finds which signal set it.
