@@ -132,8 +132,8 @@ pub fn parse_chunk(
     while pos < chunk.len() {
         // The official form: the hash stays in registers, to be compared with the last one
         // and stored straight into its entry. (Built on the stack and copied, it was read
-        // back in wider words than it was written in, which stalled the processor: a sixth
-        // of the parser's time.)
+        // back in wider words than it was written in, which stalls the processor; see the
+        // README's design notes.)
         if let Some((words, count, len)) = official_line(&chunk[pos..], kind) {
             let order = crate::hash::hash_words_order(words);
             stats.sorted &= last <= order;

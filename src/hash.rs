@@ -176,8 +176,8 @@ pub(crate) fn hex_upper_4(bytes: [u8; 4]) -> [u8; 8] {
 }
 
 /// Upper-case hex of sixteen bytes, written as a plain loop over fixed-size arrays that the
-/// compiler turns into a few SSE2 vector instructions (about twice as fast as four
-/// [`hex_upper_4`]).
+/// compiler turns into a few SSE2 vector instructions (faster than four [`hex_upper_4`]; see
+/// the README's design notes).
 #[inline]
 pub(crate) fn hex_upper_16(bytes: &[u8; 16]) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -206,8 +206,8 @@ pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
     let mut out = [0u8; 20];
     // Sixteen digits at a time as two words (see `decode_hex_8`), stored as one 8-byte word:
     // the entry that holds the hash then reads it back in 8-byte words, which a pair of
-    // 4-byte stores would stall (store forwarding fails across them; that stall was a sixth
-    // of the parser's time here).
+    // 4-byte stores would stall (store forwarding fails across them; see the README's design
+    // notes).
     let word = |digits: &[u8]| u64::from_le_bytes(digits.try_into().expect("8 digits"));
     let sixteens = hex.len() / 16;
     for (o, digits) in out.chunks_exact_mut(8).zip(hex.chunks_exact(16)) {
@@ -285,8 +285,8 @@ pub(crate) fn hash_order(hash: &HashBytes) -> (u64, u64, u32) {
 /// Decodes eight hex digits, either case, read as a little-endian word (the first digit in
 /// the low byte), into four bytes (the first in the low byte); `None` if any byte is not a
 /// hex digit. Every byte is tested
-/// at once with word arithmetic, no table: a third of the time of a table lookup per digit in
-/// `build`'s parser, where decoding hashes was most of the parsing.
+/// at once with word arithmetic, no table: faster than a table lookup per digit in `build`'s
+/// parser, where decoding hashes was most of the parsing (see the README's design notes).
 #[inline(always)]
 pub(crate) fn decode_hex_8(x: u64) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;

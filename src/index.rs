@@ -122,10 +122,9 @@ impl Index {
 
     /// For long-running use (a server, an audit of many hashes): asks that the parts of the
     /// file read from disk from now on come into the page cache in 2 MiB pages, which lookups
-    /// reach with far fewer TLB misses. On a 100M-hash index read from a cold cache here,
-    /// batched exact lookups then ran 1.2 to 1.7 times as fast and `leakdex bench` finished
-    /// in a quarter of the time. Each read from disk fetches 2 MiB, so a one-off check of a
-    /// few hashes is better off without it.
+    /// reach with far fewer TLB misses (the README's design notes give a measurement). Each
+    /// read from disk fetches 2 MiB, so a one-off check of a few hashes is better off without
+    /// it.
     pub fn prefer_huge_pages(&self) {
         if let Backing::Mapped(map) = &self.backing {
             map.advise_huge_pages();

@@ -487,8 +487,9 @@ impl Server {
             padding: Default::default(),
             connection_slots: Arc::new(Semaphore::new(slots)),
         };
-        // The padding pools of the kinds served are made now (about 0.1 s each), not by the
-        // first padded requests, which would all wait for them.
+        // The padding pools of the kinds served are made now, not by the first padded
+        // requests, which would all wait for them (the README's design notes say how long
+        // they take).
         for kind in kinds {
             server.padding_pool(kind);
         }

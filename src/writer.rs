@@ -29,9 +29,9 @@ pub struct OutOfOrder;
 /// A file being written with a running CRC and length. Bytes gather in a buffer and go to
 /// the file and the CRC in runs that end on 1 MiB boundaries of the file: CRC-32 with
 /// carry-less multiplication is many times faster on long runs than on one 18-byte record at
-/// a time, and aligned runs let the page cache hold the file in large pages. (2 MiB runs get
-/// 2 MiB pages, which readers map with one TLB entry each, but writing them took 1.3 times
-/// as long here.)
+/// a time, and aligned runs let the page cache hold the file in large pages. (2 MiB runs would
+/// get 2 MiB pages, which readers map with one TLB entry each, but were slower to write: see
+/// the README's design notes.)
 struct CrcWriter {
     file: File,
     /// The file offset of the first byte written through this writer.
