@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod bench;
 pub mod build;
+mod crc;
 pub mod credential;
 pub mod dump;
 pub mod error;
