@@ -80,7 +80,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
-            copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
+            copy_limit: crate::sys::total_memory().unwrap_or(0) / 4,
             page: true,
         }
     }

@@ -250,6 +250,23 @@ pub fn sync_file_system(file: &std::fs::File) -> std::io::Result<()> {
     }
 }
 
+/// Memory this machine has in all, from `/proc/meminfo` where there is one.
+pub fn total_memory() -> Option<u64> {
+    meminfo("MemTotal:")
+}
+
+/// Memory this machine has available, from `/proc/meminfo` where there is one.
+pub fn available_memory() -> Option<u64> {
+    meminfo("MemAvailable:")
+}
+
+fn meminfo(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Free bytes for an unprivileged user on the file system holding `path`.
 pub fn free_space(path: &Path) -> Option<u64> {
     #[cfg(unix)]
