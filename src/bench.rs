@@ -3,13 +3,14 @@
 //! Every measurement runs over a prepared set of queries, random hits and misses mixed (never
 //! one hot key), first on one thread and then on all. Throughput comes from an untimed pass
 //! over the whole set; latency percentiles from a second pass that times a sample of single
-//! operations (each time includes the clock's own cost, a few tens of nanoseconds here).
+//! operations (each time includes the clock's own cost, which the README's design notes give
+//! for one machine).
 
-use crate::generate::SplitMix64;
+use crate::format::record_hash;
 use crate::hash::{HashBytes, HashKind};
 use crate::index::Index;
 use crate::partition::IndexSet;
-use crate::writer::record_hash;
+use crate::rng::SplitMix64;
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;

@@ -347,7 +347,7 @@ mod tests {
     /// path reads, sorted and not: the entries and the sorted flag agree with a model.
     #[test]
     fn chunks_of_mixed_forms_agree_with_a_model() {
-        let mut rng = crate::generate::SplitMix64::new(5);
+        let mut rng = crate::rng::SplitMix64::new(5);
         for kind in [HashKind::Sha1, HashKind::Ntlm] {
             for round in 0..400 {
                 let n = 1 + (rng.next_bits() % 12) as usize;

@@ -15,12 +15,12 @@
 //! The tree is written in a temporary folder beside `DIR` and renamed to `DIR` when complete,
 //! so a half-written tree never serves.
 
-use crate::build::BuildProgress;
 use crate::error::{Error, Result};
 use crate::hash::HashKind;
 use crate::index::Index;
 use crate::key::KeyType;
 use crate::partition::IndexSet;
+use crate::progress::BuildProgress;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::Write;

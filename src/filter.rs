@@ -1,12 +1,19 @@
-//! The sharded binary fuse filter: construction per shard, and queries in place over the
-//! index bytes. Layout in [`crate::format`].
+//! The sharded binary fuse filter: construction per shard, the building of an index's whole
+//! filter as it is written (from its records, or as the keys of a filter-only index stream
+//! by), and queries in place over the index bytes. Layout in [`crate::format`].
 
+use crate::crc::{CrcWriter, WRITE_CHUNK};
+use crate::error::Error;
 use crate::format::{
-    filter_key, legacy_filter_key, read_u32, read_u64, shard_of, FilterKind, MAX_SHARD_BITS,
-    SHARD_ENTRY_LEN,
+    align8, filter_key, legacy_filter_key, read_u32, read_u64, shard_bits_for, shard_of,
+    FilterKind, MAX_SHARD_BITS, SHARD_ENTRY_LEN,
 };
 use crate::hash::HashBytes;
+use crate::progress::BuildProgress;
+use rayon::prelude::*;
+use std::io::Write;
 use std::ops::Range;
+use std::path::PathBuf;
 use xorf::{BinaryFuse16, BinaryFuse16Ref, BinaryFuse8, BinaryFuse8Ref, DmaSerializable};
 use xorf::{Filter, FilterRef};
 
@@ -236,6 +243,298 @@ impl ShardedFilter {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+}
+
+// --- Building the filter of an index being written -----------------------------------------
+
+/// Appends a reused filter's fingerprints; returns their CRC.
+pub(crate) fn copy_filter(data: &[u8], out: &mut CrcWriter) -> std::io::Result<u32> {
+    for chunk in data.chunks(WRITE_CHUNK) {
+        out.write_all(chunk)?;
+    }
+    Ok(crc32fast::hash(data))
+}
+
+/// Why building an index's filter failed.
+pub(crate) enum FilterBuildError {
+    /// Writing the fingerprints failed.
+    Io(std::io::Error),
+    /// A shard could not be built, or the building thread failed: the message says which.
+    /// Neither should happen (the keys are distinct), so it is an internal error.
+    Build(String),
+}
+
+/// Builds each shard's filter from its keys (`keys_of(shard)`, in order), a batch of shards in
+/// parallel, and appends the fingerprints to `out`. `weight(shard)` is the progress it makes;
+/// `release(first, end)` is told when shards `first..end` are done. Returns the filter table
+/// and the CRC of the fingerprints.
+pub(crate) fn build_filter(
+    kind: FilterKind,
+    shard_bits: u8,
+    keys_of: &(dyn Fn(usize) -> Vec<u64> + Sync),
+    weight: &(dyn Fn(usize) -> u64 + Sync),
+    out: &mut CrcWriter,
+    progress: &dyn BuildProgress,
+    release: &dyn Fn(usize, usize),
+) -> std::result::Result<(Vec<u8>, u32), FilterBuildError> {
+    let mut table = Vec::new();
+    let mut crc = crc32fast::Hasher::new();
+    if kind == FilterKind::None {
+        return Ok((table, crc.finalize()));
+    }
+    let shards = 1usize << shard_bits;
+    let shard_ids: Vec<usize> = (0..shards).collect();
+    let data_start = out.len();
+    for batch in shard_ids.chunks(rayon::current_num_threads().max(1)) {
+        let built: Vec<std::result::Result<BuiltShard, String>> = batch
+            .par_iter()
+            .map(|&shard| {
+                let mut keys = keys_of(shard);
+                let result = build_shard(kind, &mut keys);
+                progress.advance(weight(shard), 0);
+                result
+            })
+            .collect();
+        if let (Some(&first), Some(&last)) = (batch.first(), batch.last()) {
+            release(first, last + 1);
+        }
+        for (&shard, result) in batch.iter().zip(built) {
+            let shard_filter = result.map_err(|e| {
+                FilterBuildError::Build(format!("building the filter of shard {shard} failed: {e}"))
+            })?;
+            append_shard(&shard_filter, out, data_start, &mut table, &mut crc)
+                .map_err(FilterBuildError::Io)?;
+        }
+    }
+    Ok((table, crc.finalize()))
+}
+
+/// Appends one built shard's fingerprints (padded to 8 bytes) and its table entry.
+fn append_shard(
+    shard: &BuiltShard,
+    out: &mut CrcWriter,
+    data_start: u64,
+    table: &mut Vec<u8>,
+    crc: &mut crc32fast::Hasher,
+) -> std::io::Result<()> {
+    encode_shard_entry(shard, out.len() - data_start, table);
+    crc.update(&shard.bytes);
+    out.write_all(&shard.bytes)?;
+    let pad = (align8(out.len() - data_start) - (out.len() - data_start)) as usize;
+    crc.update(&[0u8; 8][..pad]);
+    out.write_all(&[0u8; 8][..pad])
+}
+
+/// The filter of a filter-only index. Keys (with their counts, so that they can be given
+/// back) are held until the stream ends, which then picks the shard bits as a store's build
+/// would; a stream longer than the limit commits to 4,096 shards and from then on hands each
+/// shard, as soon as the sorted keys have passed it, to a thread that builds it and appends
+/// its fingerprints to the index.
+pub(crate) struct StreamedFilter {
+    kind: FilterKind,
+    /// The index file being written, for errors.
+    path: PathBuf,
+    held: Vec<(u64, u64)>,
+    limit: usize,
+    committed: Option<Committed>,
+}
+
+type ShardJob = (usize, Vec<u64>);
+type BuiltFilter = (CrcWriter, Vec<u8>, u32);
+
+struct Committed {
+    /// The index file being written, for errors.
+    path: PathBuf,
+    /// The shard whose keys are arriving.
+    shard: usize,
+    keys: Vec<u64>,
+    jobs: Option<std::sync::mpsc::SyncSender<ShardJob>>,
+    worker: Option<std::thread::JoinHandle<std::result::Result<BuiltFilter, FilterBuildError>>>,
+}
+
+impl StreamedFilter {
+    pub(crate) fn new(kind: FilterKind, limit: usize, path: PathBuf) -> StreamedFilter {
+        StreamedFilter {
+            kind,
+            path,
+            held: Vec::new(),
+            limit,
+            committed: None,
+        }
+    }
+
+    /// The held keys and counts, unless the filter has begun to be built.
+    pub(crate) fn into_held(self) -> Option<Vec<(u64, u64)>> {
+        self.committed.is_none().then_some(self.held)
+    }
+
+    pub(crate) fn push(&mut self, key: u64, count: u64, out: &mut CrcWriter) -> crate::Result<()> {
+        match &mut self.committed {
+            Some(c) => c.push(key),
+            None => {
+                self.held.push((key, count));
+                if self.held.len() >= self.limit {
+                    self.commit(out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the building thread, which takes over `out`, and hands it the held keys.
+    fn commit(&mut self, out: &mut CrcWriter) -> crate::Result<()> {
+        let file = out
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, "cannot write", e))?;
+        let taken = std::mem::replace(out, CrcWriter::new(file));
+        let (jobs, receive) = std::sync::mpsc::sync_channel::<ShardJob>(1);
+        let kind = self.kind;
+        let worker = std::thread::Builder::new()
+            .name("leakdex-filter".into())
+            .spawn(move || {
+                let mut out = taken;
+                let mut table = Vec::with_capacity((1 << MAX_SHARD_BITS) * SHARD_ENTRY_LEN);
+                let mut crc = crc32fast::Hasher::new();
+                let mut next = 0usize;
+                let empty = BuiltShard::default();
+                for (shard, mut keys) in receive {
+                    while next < shard {
+                        append_shard(&empty, &mut out, 0, &mut table, &mut crc)
+                            .map_err(FilterBuildError::Io)?;
+                        next += 1;
+                    }
+                    let built = build_shard(kind, &mut keys).map_err(|e| {
+                        FilterBuildError::Build(format!(
+                            "building the filter of shard {shard} failed: {e}"
+                        ))
+                    })?;
+                    drop(keys);
+                    append_shard(&built, &mut out, 0, &mut table, &mut crc)
+                        .map_err(FilterBuildError::Io)?;
+                    next = shard + 1;
+                }
+                while next < 1 << MAX_SHARD_BITS {
+                    append_shard(&empty, &mut out, 0, &mut table, &mut crc)
+                        .map_err(FilterBuildError::Io)?;
+                    next += 1;
+                }
+                Ok((out, table, crc.finalize()))
+            })
+            .map_err(|e| Error::Invalid(format!("cannot start the filter thread: {e}")))?;
+        let mut committed = Committed {
+            path: self.path.clone(),
+            shard: 0,
+            keys: Vec::new(),
+            jobs: Some(jobs),
+            worker: Some(worker),
+        };
+        for (key, _) in std::mem::take(&mut self.held) {
+            committed.push(key)?;
+        }
+        self.committed = Some(committed);
+        Ok(())
+    }
+
+    /// Builds what is left; returns the shard bits, the table and the CRC of the fingerprints.
+    pub(crate) fn finish(
+        self,
+        out: &mut CrcWriter,
+        progress: &dyn BuildProgress,
+    ) -> std::result::Result<(u8, Vec<u8>, u32), FilterBuildError> {
+        match self.committed {
+            Some(mut c) => {
+                let (written, table, crc) = c.join()?;
+                *out = written;
+                Ok((MAX_SHARD_BITS, table, crc))
+            }
+            None => {
+                let held = self.held;
+                let shard_bits = shard_bits_for(held.len() as u64);
+                let shards = 1usize << shard_bits;
+                let shard_of_key = |k: u64| {
+                    if shard_bits == 0 {
+                        0
+                    } else {
+                        (k >> (64 - shard_bits)) as usize
+                    }
+                };
+                let mut bounds: Vec<usize> = (0..shards)
+                    .map(|shard| held.partition_point(|&(k, _)| shard_of_key(k) < shard))
+                    .collect();
+                bounds.push(held.len());
+                progress.phase("building filter", held.len() as u64 * 8);
+                let keys_of = |shard: usize| -> Vec<u64> {
+                    held[bounds[shard]..bounds[shard + 1]]
+                        .iter()
+                        .map(|&(k, _)| k)
+                        .collect()
+                };
+                let weight = |shard: usize| ((bounds[shard + 1] - bounds[shard]) * 8) as u64;
+                let (table, crc) = build_filter(
+                    self.kind,
+                    shard_bits,
+                    &keys_of,
+                    &weight,
+                    out,
+                    progress,
+                    &|_, _| {},
+                )?;
+                Ok((shard_bits, table, crc))
+            }
+        }
+    }
+}
+
+impl Committed {
+    #[inline]
+    fn push(&mut self, key: u64) -> crate::Result<()> {
+        let shard = (key >> (64 - MAX_SHARD_BITS)) as usize;
+        if shard != self.shard {
+            self.send()?;
+            self.shard = shard;
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// Hands the current shard's keys to the building thread.
+    fn send(&mut self) -> crate::Result<()> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let capacity = self.keys.len() + self.keys.len() / 8;
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(capacity));
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send((self.shard, keys)).is_ok());
+        if !sent {
+            // The thread stopped: its error says why.
+            return match self.join() {
+                Err(FilterBuildError::Io(e)) => Err(Error::io(&self.path, "cannot write", e)),
+                Err(FilterBuildError::Build(m)) => Err(Error::Internal(m)),
+                Ok(_) => Err(Error::Internal("the filter thread stopped early".into())),
+            };
+        }
+        Ok(())
+    }
+
+    /// Sends the last shard, waits for the thread and takes back the index file.
+    fn join(&mut self) -> std::result::Result<BuiltFilter, FilterBuildError> {
+        if self.jobs.is_some() && !self.keys.is_empty() {
+            let keys = std::mem::take(&mut self.keys);
+            if let Some(jobs) = &self.jobs {
+                let _ = jobs.send((self.shard, keys));
+            }
+        }
+        self.jobs = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(FilterBuildError::Build("the filter thread panicked".into())),
+            None => Err(FilterBuildError::Build("the filter thread is gone".into())),
+        }
     }
 }
 

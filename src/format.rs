@@ -568,6 +568,17 @@ pub fn encode_record(hash: &HashBytes, code: u8, out: &mut [u8]) {
     out[1..].copy_from_slice(&hash[3..3 + len - 1]);
 }
 
+/// The hash bytes a record stands for, given its bucket; the bytes past the hash are zero.
+#[inline]
+pub fn record_hash(bucket: u32, record: &[u8]) -> HashBytes {
+    let mut h = [0u8; 20];
+    h[0] = (bucket >> 12) as u8;
+    h[1] = (bucket >> 4) as u8;
+    h[2] = ((bucket as u8 & 0x0F) << 4) | (record[0] & 0x0F);
+    h[3..3 + record.len() - 1].copy_from_slice(&record[1..]);
+    h
+}
+
 /// The header's fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -630,6 +641,103 @@ impl Header {
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
+
+    /// Decodes and checks the header at the start of `bytes` (the file, or at least its
+    /// first [`HEADER_LEN`] bytes, whose length is only compared with the header's by the
+    /// caller): magic bytes, version, checksum, and fields that are known and agree with each
+    /// other. The checks run in a fixed order, so that a damaged file gets the same message.
+    pub fn decode(bytes: &[u8]) -> Result<Header, HeaderError> {
+        let bad = |m: String| HeaderError::Corrupt(m);
+        if bytes.is_empty() {
+            return Err(bad("the file is empty".into()));
+        }
+        if bytes.len() < 8 || bytes[..8] != MAGIC {
+            return Err(bad("wrong magic bytes: this is not a leakdex index".into()));
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!(
+                "truncated: {} bytes, shorter than the header",
+                bytes.len()
+            )));
+        }
+        let version = read_u32(bytes, 8).unwrap_or(0);
+        if version > FORMAT_VERSION {
+            return Err(HeaderError::UnsupportedVersion(version));
+        }
+        let header_crc = read_u32(bytes, 60).unwrap_or(0);
+        if crc32fast::hash(&bytes[..60]) != header_crc {
+            return Err(bad("the header's checksum does not match".into()));
+        }
+        if version == 0 {
+            return Err(bad("format version 0 does not exist".into()));
+        }
+        let kind = kind_from_code(bytes[16]).ok_or_else(|| bad("unknown hash kind".into()))?;
+        let filter =
+            FilterKind::from_code(bytes[17]).ok_or_else(|| bad("unknown filter kind".into()))?;
+        // Version 1 wrote zeros where version 2 keeps the key type and normalisation rule.
+        let key = crate::key::KeyType::from_code(bytes[19])
+            .ok_or_else(|| bad(format!("unknown key type {}", bytes[19])))?;
+        let normalisation = bytes[22];
+        if normalisation > crate::key::NORMALISATION_VERSION {
+            return Err(bad(format!(
+                "its logins were normalised by rule version {normalisation}, newer than this \
+                 leakdex applies (up to {}); upgrade leakdex",
+                crate::key::NORMALISATION_VERSION
+            )));
+        }
+        // Before version 3, byte 23 was zero and every store full.
+        let store = StoreForm::from_code(bytes[23])
+            .filter(|s| version >= 3 || *s == StoreForm::Full)
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown store form {} for format version {version}",
+                    bytes[23]
+                ))
+            })?;
+        if store == StoreForm::None && filter == FilterKind::None {
+            return Err(bad(
+                "its header describes an index with neither a store nor a filter".into(),
+            ));
+        }
+        if (version == 1 && (key != crate::key::KeyType::Password || normalisation != 0))
+            || normalisation != key.normalisation()
+            || !key.allows(kind)
+        {
+            return Err(bad(format!(
+                "its header describes a {key} index of {} hashes with normalisation rule \
+                 {normalisation} in format version {version}, which does not exist",
+                kind.display_name()
+            )));
+        }
+        let header = Header {
+            version,
+            kind,
+            key,
+            normalisation,
+            store,
+            filter,
+            shard_bits: bytes[18],
+            hash_count: read_u64(bytes, 24).unwrap_or(0),
+            count_sum: u128::from_le_bytes(bytes[32..48].try_into().expect("16 bytes")),
+            file_len: read_u64(bytes, 48).unwrap_or(0),
+            table_crc: read_u32(bytes, 56).unwrap_or(0),
+        };
+        if read_u32(bytes, 12) != Some(HEADER_LEN as u32)
+            || bytes[20..22] != (SectionId::of_version(version).len() as u16).to_le_bytes()
+        {
+            return Err(bad("unexpected header or section-table size".into()));
+        }
+        Ok(header)
+    }
+}
+
+/// Why [`Header::decode`] refused a header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Damaged, or not an index: the message says what is wrong.
+    Corrupt(String),
+    /// A format version newer than [`FORMAT_VERSION`], this one.
+    UnsupportedVersion(u32),
 }
 
 /// Serialises the section table.
@@ -644,6 +752,93 @@ pub fn encode_sections(sections: &[Section]) -> Vec<u8> {
         out.extend_from_slice(&0u32.to_le_bytes());
     }
     out
+}
+
+/// Decodes and checks the section table of `file` (the whole file, whose header is `header`):
+/// its checksum, then each section's identifier, 8-byte alignment, order, and end within the
+/// file. `Err` says what is wrong.
+pub fn decode_sections(file: &[u8], header: &Header) -> Result<Vec<Section>, String> {
+    let version = header.version;
+    let table = file
+        .get(HEADER_LEN..sections_start(version))
+        .ok_or_else(|| "truncated section table".to_string())?;
+    if crc32fast::hash(table) != header.table_crc {
+        return Err("the section table's checksum does not match".into());
+    }
+    let mut sections = Vec::with_capacity(SectionId::ALL.len());
+    let mut prev_end = sections_start(version) as u64;
+    for (i, id) in SectionId::of_version(version).iter().enumerate() {
+        let at = i * SECTION_ENTRY_LEN;
+        let offset = read_u64(table, at + 8).unwrap_or(u64::MAX);
+        let len = read_u64(table, at + 16).unwrap_or(u64::MAX);
+        let section = Section {
+            id: *id,
+            offset,
+            len,
+            crc: read_u32(table, at + 24).unwrap_or(0),
+        };
+        let end = offset.checked_add(len);
+        if read_u32(table, at) != Some(*id as u32)
+            || !offset.is_multiple_of(8)
+            || offset < prev_end
+            || end.is_none_or(|e| e > file.len() as u64)
+        {
+            return Err(format!("the {} section is out of place", id.name()));
+        }
+        prev_end = end.unwrap_or(0);
+        sections.push(section);
+    }
+    Ok(sections)
+}
+
+// --- Sources ---------------------------------------------------------------------
+
+/// One input an index was built from, as listed by `info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// File name (without its folder), or `-` for standard input.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Modification time in Unix seconds, 0 when unknown.
+    pub modified: u64,
+}
+
+/// Encodes the sources section.
+pub fn encode_sources(sources: &[SourceInfo]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(sources.len() as u32).to_le_bytes());
+    for s in sources {
+        out.extend_from_slice(&(s.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.name.as_bytes());
+        out.extend_from_slice(&s.size.to_le_bytes());
+        out.extend_from_slice(&s.lines.to_le_bytes());
+        out.extend_from_slice(&s.modified.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes the sources section.
+pub fn decode_sources(bytes: &[u8]) -> Option<Vec<SourceInfo>> {
+    let count = read_u32(bytes, 0)? as usize;
+    let mut at = 4;
+    let mut out = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let len = read_u32(bytes, at)? as usize;
+        at += 4;
+        let name = std::str::from_utf8(bytes.get(at..at.checked_add(len)?)?).ok()?;
+        at += len;
+        out.push(SourceInfo {
+            name: name.to_string(),
+            size: read_u64(bytes, at)?,
+            lines: read_u64(bytes, at + 8)?,
+            modified: read_u64(bytes, at + 16)?,
+        });
+        at += 24;
+    }
+    (at == bytes.len()).then_some(out)
 }
 
 /// Reads a little-endian u32 at `at`, or `None` past the end.
@@ -663,4 +858,149 @@ pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
 /// Rounds `n` up to a multiple of 8.
 pub const fn align8(n: u64) -> u64 {
     (n + 7) & !7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyType;
+
+    fn header(kind: HashKind, key: KeyType, store: StoreForm, filter: FilterKind) -> Header {
+        Header {
+            version: FORMAT_VERSION,
+            kind,
+            key,
+            normalisation: key.normalisation(),
+            store,
+            filter,
+            shard_bits: 7,
+            hash_count: 123_456_789,
+            count_sum: u128::from(u64::MAX) * 3 + 5,
+            file_len: 9_876_543_210,
+            table_crc: 0xDEAD_BEEF,
+        }
+    }
+
+    #[test]
+    fn headers_decode_as_they_were_encoded() {
+        for (kind, key, store, filter) in [
+            (
+                HashKind::Sha1,
+                KeyType::Password,
+                StoreForm::Full,
+                FilterKind::Fuse8,
+            ),
+            (
+                HashKind::Ntlm,
+                KeyType::Password,
+                StoreForm::Compact,
+                FilterKind::None,
+            ),
+            (
+                HashKind::Sha1,
+                KeyType::Login,
+                StoreForm::None,
+                FilterKind::Fuse16,
+            ),
+            (
+                HashKind::Sha1,
+                KeyType::Pair,
+                StoreForm::Full,
+                FilterKind::Fuse8,
+            ),
+        ] {
+            let h = header(kind, key, store, filter);
+            assert_eq!(Header::decode(&h.encode()), Ok(h.clone()));
+        }
+    }
+
+    #[test]
+    fn damaged_headers_are_refused_with_the_reason() {
+        let h = header(
+            HashKind::Sha1,
+            KeyType::Password,
+            StoreForm::Full,
+            FilterKind::Fuse8,
+        );
+        let bytes = h.encode();
+        let corrupt = |m: &str| Err(HeaderError::Corrupt(m.to_string()));
+        assert_eq!(Header::decode(&[]), corrupt("the file is empty"));
+        assert_eq!(
+            Header::decode(b"LEAKDEY\0"),
+            corrupt("wrong magic bytes: this is not a leakdex index")
+        );
+        assert_eq!(
+            Header::decode(&bytes[..40]),
+            corrupt("truncated: 40 bytes, shorter than the header")
+        );
+        let mut flipped = bytes;
+        flipped[30] ^= 1;
+        assert_eq!(
+            Header::decode(&flipped),
+            corrupt("the header's checksum does not match")
+        );
+        let newer = Header {
+            version: FORMAT_VERSION + 1,
+            ..h.clone()
+        };
+        assert_eq!(
+            Header::decode(&newer.encode()),
+            Err(HeaderError::UnsupportedVersion(FORMAT_VERSION + 1))
+        );
+        // A field out of range, with a valid checksum.
+        let mut bad_kind = bytes;
+        bad_kind[16] = 9;
+        let crc = crc32fast::hash(&bad_kind[..60]);
+        bad_kind[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Header::decode(&bad_kind), corrupt("unknown hash kind"));
+    }
+
+    #[test]
+    fn section_tables_decode_as_they_were_encoded() {
+        let mut sections = Vec::new();
+        let mut offset = SECTIONS_START as u64;
+        for (i, id) in SectionId::ALL.iter().enumerate() {
+            let len = (i as u64 * 37) % 50;
+            sections.push(Section {
+                id: *id,
+                offset,
+                len,
+                crc: 0x0101_0101 * i as u32,
+            });
+            offset = align8(offset + len);
+        }
+        let table = encode_sections(&sections);
+        assert_eq!(table.len(), SECTIONS_START - HEADER_LEN);
+        let h = Header {
+            file_len: offset,
+            table_crc: crc32fast::hash(&table),
+            ..header(
+                HashKind::Sha1,
+                KeyType::Password,
+                StoreForm::Full,
+                FilterKind::Fuse8,
+            )
+        };
+        let mut file = h.encode().to_vec();
+        file.extend_from_slice(&table);
+        file.resize(offset as usize, 0);
+        assert_eq!(decode_sections(&file, &h), Ok(sections.clone()));
+
+        // A section that ends past the file, and a table whose checksum fails.
+        let last = sections[sections.len() - 1];
+        assert_eq!(
+            decode_sections(&file[..(last.offset + last.len) as usize - 1], &h),
+            Err("the partition section is out of place".into())
+        );
+        let mut flipped = file.clone();
+        flipped[HEADER_LEN + 9] ^= 1;
+        assert_eq!(
+            decode_sections(&flipped, &h),
+            Err("the section table's checksum does not match".into())
+        );
+        assert_eq!(
+            decode_sections(&file[..HEADER_LEN + 10], &h),
+            Err("truncated section table".into())
+        );
+    }
 }

@@ -6,7 +6,6 @@ use crate::format::*;
 use crate::hash::{prefix_of, HashBytes, HashKind};
 use crate::partition::PrefixRange;
 use crate::sys::{AlignedBytes, MappedFile};
-use crate::writer::{decode_sources, SourceInfo};
 use std::cmp::Ordering;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -123,10 +122,9 @@ impl Index {
 
     /// For long-running use (a server, an audit of many hashes): asks that the parts of the
     /// file read from disk from now on come into the page cache in 2 MiB pages, which lookups
-    /// reach with far fewer TLB misses. On a 100M-hash index read from a cold cache here,
-    /// batched exact lookups then ran 1.2 to 1.7 times as fast and `leakdex bench` finished
-    /// in a quarter of the time. Each read from disk fetches 2 MiB, so a one-off check of a
-    /// few hashes is better off without it.
+    /// reach with far fewer TLB misses (the README's design notes give a measurement). Each
+    /// read from disk fetches 2 MiB, so a one-off check of a few hashes is better off without
+    /// it.
     pub fn prefer_huge_pages(&self) {
         if let Backing::Mapped(map) = &self.backing {
             map.advise_huge_pages();
@@ -142,89 +140,17 @@ impl Index {
     fn from_backing(path: PathBuf, backing: Backing) -> Result<Index> {
         let bytes = backing.bytes();
         let bad = |m: String| Error::corrupt(&path, m);
-        if bytes.is_empty() {
-            return Err(bad("the file is empty".into()));
-        }
-        if bytes.len() < 8 || bytes[..8] != MAGIC {
-            return Err(bad("wrong magic bytes: this is not a leakdex index".into()));
-        }
-        if bytes.len() < HEADER_LEN {
-            return Err(bad(format!(
-                "truncated: {} bytes, shorter than the header",
-                bytes.len()
-            )));
-        }
-        let version = read_u32(bytes, 8).unwrap_or(0);
-        if version > FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                path,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let header_crc = read_u32(bytes, 60).unwrap_or(0);
-        if crc32fast::hash(&bytes[..60]) != header_crc {
-            return Err(bad("the header's checksum does not match".into()));
-        }
-        if version == 0 {
-            return Err(bad("format version 0 does not exist".into()));
-        }
-        let kind = kind_from_code(bytes[16]).ok_or_else(|| bad("unknown hash kind".into()))?;
-        let filter =
-            FilterKind::from_code(bytes[17]).ok_or_else(|| bad("unknown filter kind".into()))?;
-        // Version 1 wrote zeros where version 2 keeps the key type and normalisation rule.
-        let key = crate::key::KeyType::from_code(bytes[19])
-            .ok_or_else(|| bad(format!("unknown key type {}", bytes[19])))?;
-        let normalisation = bytes[22];
-        if normalisation > crate::key::NORMALISATION_VERSION {
-            return Err(bad(format!(
-                "its logins were normalised by rule version {normalisation}, newer than this \
-                 leakdex applies (up to {}); upgrade leakdex",
-                crate::key::NORMALISATION_VERSION
-            )));
-        }
-        // Before version 3, byte 23 was zero and every store full.
-        let store = StoreForm::from_code(bytes[23])
-            .filter(|s| version >= 3 || *s == StoreForm::Full)
-            .ok_or_else(|| {
-                bad(format!(
-                    "unknown store form {} for format version {version}",
-                    bytes[23]
-                ))
-            })?;
-        if store == StoreForm::None && filter == FilterKind::None {
-            return Err(bad(
-                "its header describes an index with neither a store nor a filter".into(),
-            ));
-        }
-        if (version == 1 && (key != crate::key::KeyType::Password || normalisation != 0))
-            || normalisation != key.normalisation()
-            || !key.allows(kind)
-        {
-            return Err(bad(format!(
-                "its header describes a {key} index of {} hashes with normalisation rule \
-                 {normalisation} in format version {version}, which does not exist",
-                kind.display_name()
-            )));
-        }
-        let header = Header {
-            version,
-            kind,
-            key,
-            normalisation,
-            store,
-            filter,
-            shard_bits: bytes[18],
-            hash_count: read_u64(bytes, 24).unwrap_or(0),
-            count_sum: u128::from_le_bytes(bytes[32..48].try_into().expect("16 bytes")),
-            file_len: read_u64(bytes, 48).unwrap_or(0),
-            table_crc: read_u32(bytes, 56).unwrap_or(0),
+        let header = match Header::decode(bytes) {
+            Ok(header) => header,
+            Err(HeaderError::Corrupt(m)) => return Err(bad(m)),
+            Err(HeaderError::UnsupportedVersion(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
         };
-        if read_u32(bytes, 12) != Some(HEADER_LEN as u32)
-            || bytes[20..22] != (SectionId::of_version(version).len() as u16).to_le_bytes()
-        {
-            return Err(bad("unexpected header or section-table size".into()));
-        }
         if header.file_len != bytes.len() as u64 {
             return Err(bad(format!(
                 "truncated or extended: the header says {} bytes, the file has {}",
@@ -232,35 +158,9 @@ impl Index {
                 bytes.len()
             )));
         }
-        let table = bytes
-            .get(HEADER_LEN..sections_start(version))
-            .ok_or_else(|| bad("truncated section table".into()))?;
-        if crc32fast::hash(table) != header.table_crc {
-            return Err(bad("the section table's checksum does not match".into()));
-        }
-        let mut sections = Vec::with_capacity(SectionId::ALL.len());
-        let mut prev_end = sections_start(version) as u64;
-        for (i, id) in SectionId::of_version(version).iter().enumerate() {
-            let at = i * SECTION_ENTRY_LEN;
-            let offset = read_u64(table, at + 8).unwrap_or(u64::MAX);
-            let len = read_u64(table, at + 16).unwrap_or(u64::MAX);
-            let section = Section {
-                id: *id,
-                offset,
-                len,
-                crc: read_u32(table, at + 24).unwrap_or(0),
-            };
-            let end = offset.checked_add(len);
-            if read_u32(table, at) != Some(*id as u32)
-                || !offset.is_multiple_of(8)
-                || offset < prev_end
-                || end.is_none_or(|e| e > bytes.len() as u64)
-            {
-                return Err(bad(format!("the {} section is out of place", id.name())));
-            }
-            prev_end = end.unwrap_or(0);
-            sections.push(section);
-        }
+        let sections = decode_sections(bytes, &header).map_err(bad)?;
+        let (version, kind, store, filter) =
+            (header.version, header.kind, header.store, header.filter);
         let record_len = store.record_len(kind);
         let overflow_entry_len = store.overflow_entry_len();
         let section_bytes = |id: SectionId| -> &[u8] {
@@ -301,7 +201,7 @@ impl Index {
         // `bucket_records`); `verify` checks them whole.
         let filter = ShardedFilter::parse(
             filter,
-            bytes[18],
+            header.shard_bits,
             section_bytes(SectionId::FilterTable),
             section_bytes(SectionId::FilterData),
             version < 3,
@@ -832,7 +732,7 @@ impl Index {
             let records = self.bucket_bytes(bucket)?;
             let mut counts = CountCursor::new(self, self.bucket_overflow(bucket)?);
             for (i, rec) in records.chunks_exact(len).enumerate() {
-                let hash = crate::writer::record_hash(bucket, rec);
+                let hash = record_hash(bucket, rec);
                 let count = counts
                     .count(i, rec)
                     .ok_or_else(|| self.out_of_step(bucket))?;

@@ -54,6 +54,9 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+// Every `unsafe` block lives in `sys`, the one module allowed it, and says why it is sound.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 // The library's API: these modules, and the re-exports below.
 pub mod audit;
@@ -69,10 +72,13 @@ pub mod remote;
 pub mod server;
 
 // Internal modules; what they offer users is re-exported below.
+mod crc;
 mod error;
 mod filter;
 mod index;
 mod partition;
+mod progress;
+mod rng;
 mod shrink;
 mod verify;
 
@@ -92,6 +98,7 @@ pub mod gzip;
 #[doc(hidden)]
 pub mod range;
 #[doc(hidden)]
+#[allow(unsafe_code)]
 pub mod sys;
 #[doc(hidden)]
 pub mod tree;

@@ -1,5 +1,6 @@
 //! The `leakdex` command: parses arguments, shows progress and prints. The work is in the
 //! library.
+#![deny(unsafe_code)]
 
 mod cli;
 

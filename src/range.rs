@@ -5,10 +5,12 @@
 //! prefix with no entries.
 
 use crate::error::Result;
-use crate::generate::SplitMix64;
-use crate::hash::{hex_upper_16, hex_upper_4, HEX_PAIRS, HEX_UPPER};
+use crate::hash::{decimal_into, hex_upper_16, hex_upper_4, HEX_PAIRS, HEX_UPPER};
 use crate::index::{compare_record, CountCursor, Index};
+use crate::rng::SplitMix64;
 use rand::Rng;
+
+pub use crate::hash::write_decimal;
 
 /// Fewest rows a padded body may hold.
 pub const PAD_MIN_ROWS: usize = 800;
@@ -195,37 +197,4 @@ fn write_row(rec: &[u8], count: u64, line: &mut [u8]) -> usize {
     n += decimal_into(count, &mut line[n..]);
     line[n..n + 2].copy_from_slice(b"\r\n");
     n + 2
-}
-
-/// Writes the decimal digits of `n` at the start of `buf` (20 bytes or more); returns how many.
-#[inline]
-fn decimal_into(mut n: u64, buf: &mut [u8]) -> usize {
-    if n < 10 {
-        buf[0] = b'0' + n as u8;
-        return 1;
-    }
-    if n < 100 {
-        buf[0] = b'0' + (n / 10) as u8;
-        buf[1] = b'0' + (n % 10) as u8;
-        return 2;
-    }
-    let mut len = 1;
-    let mut rest = n / 10;
-    while rest > 0 {
-        len += 1;
-        rest /= 10;
-    }
-    for slot in buf[..len].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    len
-}
-
-/// Appends the decimal digits of `n`.
-#[inline]
-pub fn write_decimal(n: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let len = decimal_into(n, &mut buf);
-    out.extend_from_slice(&buf[..len]);
 }

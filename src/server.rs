@@ -80,7 +80,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(10),
             gzip_level: 1,
-            copy_limit: crate::build::total_memory().unwrap_or(0) / 4,
+            copy_limit: crate::sys::total_memory().unwrap_or(0) / 4,
             page: true,
         }
     }
@@ -487,8 +487,9 @@ impl Server {
             padding: Default::default(),
             connection_slots: Arc::new(Semaphore::new(slots)),
         };
-        // The padding pools of the kinds served are made now (about 0.1 s each), not by the
-        // first padded requests, which would all wait for them.
+        // The padding pools of the kinds served are made now, not by the first padded
+        // requests, which would all wait for them (the README's design notes say how long
+        // they take).
         for kind in kinds {
             server.padding_pool(kind);
         }

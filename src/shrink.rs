@@ -1,10 +1,10 @@
 //! [`shrink`]: a smaller index (a compact store, or the filter alone) made from a larger one,
 //! without the dump.
 
-use crate::build::BuildProgress;
 use crate::error::{Error, Result};
 use crate::format::{FilterKind, SectionId, StoreForm};
 use crate::index::Index;
+use crate::progress::BuildProgress;
 use crate::writer::{IndexSummary, IndexWriter, ReusedFilter};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,6 @@ use crate::error::Result;
 use crate::format::*;
 use crate::hash::HashBytes;
 use crate::index::{CountCursor, Index};
-use crate::writer::{record_hash, SourceInfo};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 

@@ -55,7 +55,7 @@ pub struct ServeArgs {
     /// (the server keeps the old file until SIGHUP): truncated or rewritten in place, it makes
     /// the server die by SIGBUS at the next read of a lost page [default: a quarter of the
     /// machine's memory].
-    #[arg(long, value_name = "SIZE", value_parser = leakdex::build::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = super::build::parse_size)]
     copy_limit: Option<u64>,
     /// Do not serve the page for people at `/` (which then answers 404). The page hashes in
     /// the browser and sends only the first 5 hex digits of the hash, as any client of the
