@@ -120,6 +120,9 @@ pub struct CheckArgs {
     threads: Option<usize>,
 }
 
+/// Bytes of answers gathered before they are written out.
+const OUT_BUFFER: usize = 256 << 10;
+
 /// What answers: an index, or a range server.
 enum Source {
     Local(IndexSet),
@@ -216,13 +219,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
     };
     let reader = BufReader::with_capacity(256 << 10, reader);
-    let mut stdout = std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
-    let mut line = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    // Answers are formatted into one buffer, written out whenever it holds 256 KiB, and at
+    // the end, before any error is told.
+    let mut out = Vec::with_capacity(OUT_BUFFER + 1024);
     let checked = checker.check_lines(reader, &name, |answer| {
-        line.clear();
-        format_item(&source, answer, args.json, &mut line, &mut noted);
-        stdout.write_all(&line)
+        format_item(&source, answer, args.json, &mut out, &mut noted);
+        if out.len() >= OUT_BUFFER {
+            stdout.write_all(&out)?;
+            out.clear();
+        }
+        Ok(())
     });
+    stdout.write_all(&out)?;
     stdout.flush()?;
     let answered = |n: u64, before: &str| match n {
         0 => "no item was answered".to_string(),
