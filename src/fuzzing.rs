@@ -6,8 +6,12 @@ use crate::dump::{ChunkError, ChunkStats, Entry};
 use crate::hash::HashKind;
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
+/// The padding bounds of range bodies (`Add-Padding: true`), for the server's model.
+pub use crate::range::{PAD_MAX_ROWS, PAD_MIN_ROWS};
 #[cfg(feature = "server")]
 use crate::server::Server;
+/// The parser of a downloader tree's range bodies.
+pub use crate::tree::parse_body;
 #[cfg(feature = "server")]
 use std::sync::Arc;
 

@@ -78,8 +78,10 @@ mod filter;
 mod index;
 mod partition;
 mod progress;
+mod range;
 mod rng;
 mod shrink;
+mod tree;
 mod verify;
 
 // Modules that the `leakdex` command, the tests, the benchmarks and the fuzz targets (crates
@@ -96,12 +98,8 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod gzip;
 #[doc(hidden)]
-pub mod range;
-#[doc(hidden)]
 #[allow(unsafe_code)]
 pub mod sys;
-#[doc(hidden)]
-pub mod tree;
 #[doc(hidden)]
 pub mod web;
 #[doc(hidden)]

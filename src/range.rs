@@ -10,8 +10,6 @@ use crate::index::{compare_record, CountCursor, Index};
 use crate::rng::SplitMix64;
 use rand::Rng;
 
-pub use crate::hash::write_decimal;
-
 /// Fewest rows a padded body may hold.
 pub const PAD_MIN_ROWS: usize = 800;
 /// Most rows padding brings a body to.

@@ -105,8 +105,6 @@ impl PrefixFile {
 /// See the [module documentation](self) for the layouts.
 #[derive(Debug)]
 pub struct Tree {
-    /// The folder read: the path given, or its `sha1` (…) folder.
-    root: PathBuf,
     /// What the index's sources call it.
     name: String,
     /// The kind its folder names.
@@ -117,7 +115,6 @@ pub struct Tree {
     estimated_bytes: u64,
     /// Of those, bytes of gzip files.
     estimated_gzip_bytes: u64,
-    prefixes: PrefixRange,
     outside: u64,
 }
 
@@ -221,21 +218,14 @@ impl Tree {
         let estimated_bytes = scale(sampled.iter().map(|s| s.0).sum());
         let estimated_gzip_bytes = scale(sampled.iter().filter(|s| s.1).map(|s| s.0).sum());
         Ok(Tree {
-            root,
             name,
             kind: tree_kind,
             dirs,
             files,
             estimated_bytes,
             estimated_gzip_bytes,
-            prefixes,
             outside,
         })
-    }
-
-    /// The folder read (the path given, or its `sha1`, `ntlm`, `range` or `range-ntlm` folder).
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The tree's name in an index's sources: the folder's name (`data/sha1` for the `sha1`
@@ -249,19 +239,9 @@ impl Tree {
         self.kind
     }
 
-    /// The prefixes it is read for: one file each.
-    pub fn prefixes(&self) -> PrefixRange {
-        self.prefixes
-    }
-
-    /// Number of files to read (one per prefix of [`Tree::prefixes`]).
+    /// Number of files to read (one per prefix of the prefixes it is read for).
     pub fn len(&self) -> usize {
         self.files.len()
-    }
-
-    /// Never true: a tree holds at least one file. (For `clippy::len_without_is_empty`.)
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 
     /// Files of the tree outside [`Tree::prefixes`], not read.
@@ -717,7 +697,7 @@ fn read_text(path: &Path) -> Result<(Vec<u8>, Stored)> {
 }
 
 /// Parses a range body of `prefix`: `SUFFIX:COUNT` lines (see the
-/// [module documentation](self)), appending full hashes to `out`, sorted by hash. Rows with
+/// module documentation), appending full hashes to `out`, sorted by hash. Rows with
 /// count 0 (padding) are left out and counted.
 pub fn parse_body(
     prefix: u32,

@@ -436,7 +436,7 @@ fn range_body(body: &[u8], kind: HashKind, prefix: u32) {
         count: 7,
     };
     let mut out = vec![marker];
-    let result = leakdex::tree::parse_body(prefix, body, kind, &mut out);
+    let result = leakdex::fuzzing::parse_body(prefix, body, kind, &mut out);
     assert_eq!(out[0], marker, "an entry before the body's changed");
     match (&result, bad) {
         (Ok(stats), None) => {

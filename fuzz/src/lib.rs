@@ -139,7 +139,7 @@ fn load(g: &Golden) -> Loaded {
                 let start = directory_start(dir, b).unwrap() as usize;
                 let end = directory_start(dir, b + 1).unwrap() as usize;
                 for rec in records[start * len..end * len].chunks_exact(len) {
-                    let hash = leakdex::writer::record_hash(b as u32, rec);
+                    let hash = leakdex::format::record_hash(b as u32, rec);
                     let count = index.lookup(&hash).expect("a golden reads").expect("found");
                     entries.push(Entry { hash, count });
                 }
@@ -310,12 +310,12 @@ pub fn exercise(index: &Index, hashes: &[HashBytes], prefixes: &[u32], asks: Ask
                     &rows_of(padded, kind, prefix),
                     &rows_of(&body[4..], kind, prefix),
                 );
-                if real >= leakdex::range::PAD_MAX_ROWS {
+                if real >= leakdex::fuzzing::PAD_MAX_ROWS {
                     assert_eq!(rows, real);
                 } else {
                     assert!(
-                        rows >= real.max(leakdex::range::PAD_MIN_ROWS)
-                            && rows <= leakdex::range::PAD_MAX_ROWS,
+                        rows >= real.max(leakdex::fuzzing::PAD_MIN_ROWS)
+                            && rows <= leakdex::fuzzing::PAD_MAX_ROWS,
                         "{rows} padded rows for {real} real ones"
                     );
                 }

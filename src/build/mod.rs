@@ -1,6 +1,6 @@
 //! Building an index from dumps: read (memory-mapped files; gzip and zstd files, standard
 //! input and pipes as streams; downloader trees, folders of range files, through
-//! [`crate::tree`]), parse in parallel, and write through an [`IndexWriter`] in bounded memory.
+//! `src/tree.rs`), parse in parallel, and write through an [`IndexWriter`] in bounded memory.
 //!
 //! Input is read in blocks of about `chunk_size` bytes ending at a line end. A stream is read
 //! (and decompressed) on a thread of its own, a few blocks ahead, into blocks that the parser
@@ -182,7 +182,7 @@ const SKIP_EXAMPLES: usize = 5;
 // --- The build ---------------------------------------------------------------------------
 
 /// Builds the index at `output` from `inputs` (paths; `-` is standard input; gzip and zstd are
-/// recognised by their first bytes; a folder is a downloader tree, see [`crate::tree`]).
+/// recognised by their first bytes; a folder is a downloader tree, see `src/tree.rs`).
 pub fn build_index(
     inputs: &[PathBuf],
     output: &Path,

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use leakdex::check::{Answer, CheckError, Checker};
 use leakdex::hash::encode_hex_into;
-use leakdex::range::write_decimal;
+use leakdex::hash::write_decimal;
 use leakdex::remote::{RangeMode, RemoteChecker, RemoteOptions};
 use leakdex::{IndexSet, KeyType, Presence, StoreForm};
 use std::fs::File;

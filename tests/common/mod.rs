@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: a HashMap model and dump writers.
 #![allow(dead_code)]
 
+use leakdex::hash::write_decimal;
 use leakdex::hash::{encode_hex_into, prefix_of};
-use leakdex::range::write_decimal;
 use leakdex::{build_index, BuildOptions, HashBytes, HashKind, Index, NoProgress};
 use std::collections::HashMap;
 use std::io::Write;
