@@ -11,7 +11,7 @@ use crate::dump::Entry;
 use crate::error::{Error, Result};
 use crate::filter::{build_filter, copy_filter, FilterBuildError, StreamedFilter};
 use crate::format::*;
-use crate::hash::{hash_to_hex, prefix_of, HashKind};
+use crate::hash::{prefix_of, HashKind};
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
 use crate::progress::BuildProgress;
@@ -246,9 +246,11 @@ impl IndexWriter {
             let order = crate::hash::compare_hashes(&entry.hash, &pending.hash);
             if order.is_eq() {
                 pending.count = pending.count.checked_add(entry.count).ok_or_else(|| {
+                    // The range, not the hash: error messages never name a hash.
                     Error::Limit(format!(
-                        "the counts of hash {} add up to more than 2^64 - 1",
-                        hash_to_hex(&entry.hash, self.kind)
+                        "the counts of one hash of the range {:05X} add up to more than \
+                         2^64 - 1, more than an index can hold",
+                        prefix_of(&entry.hash)
                     ))
                 })?;
                 return Ok(Ok(()));

@@ -506,3 +506,26 @@ fn several_inputs_and_generated_samples() {
     assert_eq!(v["hashes"], 20_000 + 5 + 4 - 2);
     assert_eq!(v["sources"].as_array().unwrap().len(), 2);
 }
+
+/// Counts of one hash that add up past 2^64 - 1 stop the build with an error that names the
+/// range, never the hash.
+#[test]
+fn counts_past_u64_are_refused_without_naming_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
+    let input = write_file(
+        dir.path(),
+        "dump.txt",
+        format!("{hash}:18446744073709551615\n{hash}:1\n").as_bytes(),
+    );
+    let index = dir.path().join("index.ldx");
+    let out = run_build(&input, &index, &["-q"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("add up to more than 2^64 - 1"), "{err}");
+    assert!(err.contains("range 5BAA6"), "{err}");
+    for shown in [hash.to_string(), hash.to_lowercase(), hash[5..].to_string()] {
+        assert!(!err.contains(&shown), "the hash is in the message: {err}");
+    }
+    assert!(!index.exists());
+}
