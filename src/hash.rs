@@ -153,13 +153,7 @@ pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
 /// `memcmp` (it runs for every entry of a build).
 #[inline(always)]
 pub fn compare_hashes(a: &HashBytes, b: &HashBytes) -> std::cmp::Ordering {
-    let word =
-        |h: &HashBytes, i: usize| u64::from_be_bytes(h[i..i + 8].try_into().expect("8 bytes"));
-    let tail = |h: &HashBytes| u32::from_be_bytes(h[16..20].try_into().expect("4 bytes"));
-    word(a, 0)
-        .cmp(&word(b, 0))
-        .then_with(|| word(a, 8).cmp(&word(b, 8)))
-        .then_with(|| tail(a).cmp(&tail(b)))
+    hash_order(a).cmp(&hash_order(b))
 }
 
 /// Upper-case hex of four bytes at once, in a 64-bit register (each nibble spread into its
@@ -204,25 +198,14 @@ pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
         return None;
     }
     let mut out = [0u8; 20];
-    // Sixteen digits at a time as two words (see `decode_hex_8`), stored as one 8-byte word:
-    // the entry that holds the hash then reads it back in 8-byte words, which a pair of
-    // 4-byte stores would stall (store forwarding fails across them).
-    let word = |digits: &[u8]| u64::from_le_bytes(digits.try_into().expect("8 digits"));
-    let sixteens = hex.len() / 16;
-    for (o, digits) in out.chunks_exact_mut(8).zip(hex.chunks_exact(16)) {
-        let low = decode_hex_8(word(&digits[..8]))?;
-        let high = decode_hex_8(word(&digits[8..]))?;
-        o.copy_from_slice(&(low as u64 | (high as u64) << 32).to_le_bytes());
-    }
-    let mut done = sixteens * 8;
-    if hex.len() - sixteens * 16 >= 8 {
-        let digits = &hex[sixteens * 16..sixteens * 16 + 8];
-        out[done..done + 4].copy_from_slice(&decode_hex_8(word(digits))?.to_le_bytes());
-        done += 4;
+    // A whole hash, the common case, by words (see `decode_hash_words`); other lengths by
+    // table.
+    if let Some(kind) = HashKind::from_hex_len(hex.len()) {
+        store_hash_words(decode_hash_words(hex, kind)?, &mut out);
+        return Some(out);
     }
     let mut bad = 0u8;
-    let (out_rest, hex_rest) = (&mut out[done..], &hex[done * 2..]);
-    for (o, pair) in out_rest.iter_mut().zip(hex_rest.chunks_exact(2)) {
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
         let hi = HEX_VALUE[pair[0] as usize];
         let lo = HEX_VALUE[pair[1] as usize];
         bad |= hi | lo;
@@ -234,8 +217,9 @@ pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
 
 /// Decodes the 40 (SHA-1) or 32 (NTLM) hex digits at the start of `hex` into the hash's bytes
 /// as three little-endian words: bytes 0..8, 8..16 and 16..20 (0 for NTLM). `None` if a digit
-/// is not hex or `hex` is too short. For the dump parser, which keeps the words in registers
-/// to compare them and stores them straight into its entries (see [`decode_hex`] on why).
+/// is not hex or `hex` is too short. The dump parser keeps the words in registers to compare
+/// them and stores them straight into its entries: a hash built on the stack in smaller
+/// stores and copied out in wider loads stalls the processor (store forwarding fails).
 #[inline(always)]
 pub(crate) fn decode_hash_words(hex: &[u8], kind: HashKind) -> Option<[u64; 3]> {
     let hex = hex.get(..kind.hex_len())?;

@@ -21,8 +21,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::format::{decode_sources, record_hash, SourceInfo};
-/// [`publish`], by its former name.
-pub use publish as persist_beside;
 
 /// Pushing an entry that sorts before the previous one.
 #[derive(Debug)]

@@ -66,9 +66,7 @@ fn read_head(reader: &mut dyn Read, path: &Path) -> Result<([u8; SNIFF], usize)>
 
 /// [`read_head`] of a stream, which may stall before its first bytes (a producer that has not
 /// started, or sent less than the head). With a cancel flag, the head is read on a thread of
-/// its own while this one looks at the flag every tenth of a second, so that a stop request
-/// is not held up by a silent producer (the reading thread, blocked in `read`, is left to the
-/// end of the process).
+/// its own, waited for by [`receive_or_stop`].
 fn read_stream_head(
     mut reader: Box<dyn Read + Send>,
     path: &Path,
@@ -88,19 +86,31 @@ fn read_stream_head(
             let _ = send.send(head.map(|(head, n)| (reader, head, n)));
         })
         .map_err(|e| Error::io(path, "cannot start a thread to read", e))?;
+    match receive_or_stop(&receive, Some(cancel))? {
+        Some(head) => head,
+        None => Err(Error::Internal(format!(
+            "{}: the thread reading the first bytes ended without an answer",
+            path.display()
+        ))),
+    }
+}
+
+/// The next message from a reading thread (`None` once it has ended), waited for in steps of a
+/// tenth of a second in which `cancel` is looked at: a stalled stream, on which that thread
+/// blocks in `read`, must not hold a stop request up ([`Error::Interrupted`]). The blocked
+/// thread is left to the end of the process.
+fn receive_or_stop<T>(
+    receive: &std::sync::mpsc::Receiver<T>,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<Option<T>> {
     loop {
         match receive.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(head) => return head,
+            Ok(message) => return Ok(Some(message)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if cancel.load(Ordering::Relaxed) {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                     return Err(Error::Interrupted);
                 }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Error::Internal(format!(
-                    "{}: the thread reading the first bytes ended without an answer",
-                    path.display()
-                )))
             }
         }
     }
@@ -381,19 +391,8 @@ pub(super) fn read_ahead(
             }
         })
         .map_err(|e| Error::io(path, "cannot start a thread to read", e))?;
-    // A stalled stream must not hold a stop request up: the wait for the next block looks at
-    // the cancel flag every tenth of a second (the reading thread, blocked in `read`, is left
-    // to the end of the process).
-    Ok(std::iter::from_fn(move || loop {
-        match receive.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(block) => return Some(block),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Some(Err(Error::Interrupted));
-                }
-            }
-        }
+    Ok(std::iter::from_fn(move || {
+        receive_or_stop(&receive, cancel.as_ref()).unwrap_or_else(|stop| Some(Err(stop)))
     }))
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use leakdex::check::{Answer, CheckError, Checker};
+use leakdex::check::{Answer, Answerer, CheckError, Checker};
 use leakdex::hash::encode_hex_into;
 use leakdex::hash::write_decimal;
 use leakdex::remote::{RangeMode, RemoteChecker, RemoteOptions};
@@ -208,7 +208,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             presence: checker.probe(&hash)?,
         };
         let mut out = Vec::new();
-        format_item(&source, answer, args.json, &mut out, &mut noted);
+        format_item(answerer, answer, args.json, &mut out, &mut noted);
         std::io::stdout().write_all(&out)?;
         return Ok(u8::from(answer.is_found()));
     }
@@ -224,7 +224,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     // the end, before any error is told.
     let mut out = Vec::with_capacity(OUT_BUFFER + 1024);
     let checked = checker.check_lines(reader, &name, |answer| {
-        format_item(&source, answer, args.json, &mut out, &mut noted);
+        format_item(answerer, answer, args.json, &mut out, &mut noted);
         if out.len() >= OUT_BUFFER {
             stdout.write_all(&out)?;
             out.clear();
@@ -269,13 +269,19 @@ fn prompt_echoed(prompt: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Appends one answer's line. On the first possible hit of a filter-only index, says on
 /// standard error what such a hit means (once: `noted`).
-fn format_item(source: &Source, answer: Answer, json: bool, out: &mut Vec<u8>, noted: &mut bool) {
+fn format_item(
+    answerer: Answerer<'_>,
+    answer: Answer,
+    json: bool,
+    out: &mut Vec<u8>,
+    noted: &mut bool,
+) {
     let Answer {
         line,
         hash,
         presence,
     } = answer;
-    if let (Presence::Possible, false, Source::Local(index)) = (presence, *noted, source) {
+    if let (Presence::Possible, false, Answerer::Index(index)) = (presence, *noted, answerer) {
         *noted = true;
         let rate = index.false_match_rate();
         eprintln!(
@@ -286,7 +292,6 @@ fn format_item(source: &Source, answer: Answer, json: bool, out: &mut Vec<u8>, n
             rate * 100.0
         );
     }
-    let answerer = source.checker().answerer();
     let hex = &hash[..answerer.kind().byte_len()];
     let count = presence.count().unwrap_or(0);
     if json {

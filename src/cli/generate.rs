@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use leakdex::sys::StopSignals;
-use leakdex::writer::{persist_beside, temp_file_beside};
+use leakdex::writer::{publish, temp_file_beside};
 
 /// A file that refuses further writes once a stop signal has come.
 struct StopOnSignal<'a> {
@@ -141,7 +141,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
                 return Ok(signals.exit_code());
             }
             written.with_context(|| format!("{}: cannot write", path.display()))?;
-            persist_beside(temp, &path)?;
+            publish(temp, &path)?;
         }
         None => {
             let mut out = BufWriter::with_capacity(1 << 22, std::io::stdout().lock());
