@@ -10,7 +10,8 @@ use leakdex::credential::parse_ulp;
 use leakdex::dump::parse_chunk;
 use leakdex::generate::{generate, sample_passwords, GenerateOptions};
 use leakdex::hash::sha1_password;
-use leakdex::{build_index, BuildOptions, HashKind, Index, NoProgress};
+use leakdex::writer::IndexWriter;
+use leakdex::{build_index, BuildOptions, FilterKind, HashKind, Index, NoProgress};
 use std::hint::black_box;
 
 /// Queries per measured batch.
@@ -133,6 +134,34 @@ fn benches(c: &mut Criterion) {
             parse_chunk(black_box(text), HashKind::Sha1, &mut out).unwrap();
             out.len()
         })
+    });
+    g.finish();
+
+    // The serial half of a sorted build: records encoded into the store (page cache only; the
+    // writer is dropped unfinished, outside the measured time).
+    let mut entries = Vec::new();
+    parse_chunk(&f.dump, HashKind::Sha1, &mut entries).unwrap();
+    let mut g = c.benchmark_group("write");
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("push sorted entries (SHA-1, full store)", |b| {
+        b.iter_batched(
+            || {
+                IndexWriter::create(
+                    &f._dir.path().join("w.ldx"),
+                    HashKind::Sha1,
+                    FilterKind::Fuse8,
+                )
+                .unwrap()
+            },
+            |mut w| {
+                // In blocks of about what the build's 4 MiB blocks hold.
+                for block in entries.chunks(100_000) {
+                    assert_eq!(w.push_sorted(block).unwrap(), block.len());
+                }
+                w
+            },
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 

@@ -19,7 +19,9 @@ pub(crate) struct CrcWriter {
     /// For the index itself: the offset up to which writing back to disk has been started, so
     /// that the final sync has little left to do.
     writeback: Option<u64>,
-    buf: Vec<u8>,
+    /// `WRITE_CHUNK` bytes, of which the first `used` are waiting to be written.
+    buf: Box<[u8]>,
+    used: usize,
     /// How many bytes `buf` may hold before it reaches the file's next `WRITE_CHUNK` boundary.
     limit: usize,
     /// CRC of the bytes already in the file (not those in `buf`).
@@ -45,7 +47,8 @@ impl CrcWriter {
             file,
             base: offset,
             writeback: writeback.then_some(offset),
-            buf: Vec::with_capacity(WRITE_CHUNK),
+            buf: vec![0u8; WRITE_CHUNK].into_boxed_slice(),
+            used: 0,
             limit: WRITE_CHUNK - (offset % WRITE_CHUNK as u64) as usize,
             crc: crc32fast::Hasher::new(),
             len: 0,
@@ -62,20 +65,24 @@ impl CrcWriter {
         self.len
     }
 
-    /// Appends a record of `N` bytes (a constant, so that it compiles to a few moves).
+    /// Appends a record of `N` bytes (a constant, so that it compiles to a few moves). The
+    /// record is encoded in place in the buffer: encoded on the stack and copied, its bytes
+    /// were read back before the stores that made them had landed, which stalled every record.
     #[inline(always)]
     pub(crate) fn write_record<const N: usize>(
         &mut self,
         hash: &HashBytes,
         code: u8,
     ) -> io::Result<()> {
-        let mut record = [0u8; N];
-        encode_record(hash, code, &mut record);
-        if self.buf.len() + N < self.limit {
-            self.buf.extend_from_slice(&record);
+        let end = self.used + N;
+        if end < self.limit {
+            encode_record(hash, code, &mut self.buf[self.used..end]);
+            self.used = end;
             self.len += N as u64;
             Ok(())
         } else {
+            let mut record = [0u8; N];
+            encode_record(hash, code, &mut record);
             self.write_all(&record)
         }
     }
@@ -120,24 +127,27 @@ impl Write for CrcWriter {
     }
 
     fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while self.buf.len() + bytes.len() >= self.limit {
-            let (now, rest) = bytes.split_at(self.limit - self.buf.len());
-            self.buf.extend_from_slice(now);
+        while self.used + bytes.len() >= self.limit {
+            let (now, rest) = bytes.split_at(self.limit - self.used);
+            self.buf[self.used..self.limit].copy_from_slice(now);
+            self.used = self.limit;
             self.len += now.len() as u64;
             self.flush()?;
             bytes = rest;
         }
-        self.buf.extend_from_slice(bytes);
+        self.buf[self.used..self.used + bytes.len()].copy_from_slice(bytes);
+        self.used += bytes.len();
         self.len += bytes.len() as u64;
         Ok(())
     }
 
     /// Writes out the buffer (into the file and the CRC).
     fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.crc.update(&self.buf);
-            self.file.write_all(&self.buf)?;
-            self.buf.clear();
+        if self.used > 0 {
+            let pending = &self.buf[..self.used];
+            self.crc.update(pending);
+            self.file.write_all(pending)?;
+            self.used = 0;
         }
         let end = self.base + self.len;
         self.limit = WRITE_CHUNK - (end % WRITE_CHUNK as u64) as usize;

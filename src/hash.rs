@@ -223,17 +223,39 @@ pub fn decode_hex(hex: &[u8]) -> Option<HashBytes> {
 #[inline(always)]
 pub(crate) fn decode_hash_words(hex: &[u8], kind: HashKind) -> Option<[u64; 3]> {
     let hex = hex.get(..kind.hex_len())?;
-    let word = |at: usize| -> Option<u64> {
-        let digits: [u8; 8] = hex[at..at + 8].try_into().expect("8 digits");
-        Some(decode_hex_8(u64::from_le_bytes(digits))? as u64)
-    };
-    let w0 = word(0)? | word(8)? << 32;
-    let w1 = word(16)? | word(24)? << 32;
+    let sixteen = |at: usize| decode_hex_16(hex[at..at + 16].try_into().expect("16 digits"));
+    let w0 = sixteen(0)?;
+    let w1 = sixteen(16)?;
     let w2 = match kind {
-        HashKind::Sha1 => word(32)?,
+        // Digits 24..40 give bytes 12..20; the high half is bytes 16..20.
+        HashKind::Sha1 => sixteen(24)? >> 32,
         HashKind::Ntlm => 0,
     };
     Some([w0, w1, w2])
+}
+
+/// Decodes sixteen hex digits, either case, into eight bytes (the first in the low byte of
+/// the word); `None` if any is not a hex digit. On x86-64 all sixteen at once in one SSE2
+/// register (about 30 instructions instead of about 90 for two [`decode_hex_8`]).
+#[inline(always)]
+pub(crate) fn decode_hex_16(digits: &[u8; 16]) -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::sys::decode_hex_16_sse2(digits)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        decode_hex_16_words(digits)
+    }
+}
+
+/// [`decode_hex_16`] as two [`decode_hex_8`]: the portable form, and the model the SSE2 one is
+/// tested against.
+#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub(crate) fn decode_hex_16_words(digits: &[u8; 16]) -> Option<u64> {
+    let word = |at: usize| u64::from_le_bytes(digits[at..at + 8].try_into().expect("8 digits"));
+    Some(decode_hex_8(word(0))? as u64 | (decode_hex_8(word(8))? as u64) << 32)
 }
 
 /// Writes the words of [`decode_hash_words`] into a hash.
@@ -481,6 +503,42 @@ mod tests {
                 hex[place] = b;
                 assert!(decode_hex(&hex).is_none(), "{b:#04x} at {place}");
                 assert!(table_decode(&hex).is_none());
+            }
+        }
+    }
+
+    /// The SSE2 decoder of sixteen digits (on x86-64) against two word decoders: every byte
+    /// at every place, and every pair of bytes at two places, in digit strings of both cases.
+    #[test]
+    fn sixteen_digits_at_once_agree_with_two_words() {
+        let bases = [
+            *b"0123456789abcdef",
+            *b"FEDCBA9876543210",
+            *b"aBcDeF0918273645",
+        ];
+        for base in bases {
+            assert_eq!(decode_hex_16(&base), decode_hex_16_words(&base));
+            assert!(decode_hex_16(&base).is_some());
+            for place in 0..16 {
+                for b in 0..=255u8 {
+                    let mut d = base;
+                    d[place] = b;
+                    assert_eq!(
+                        decode_hex_16(&d),
+                        decode_hex_16_words(&d),
+                        "byte {b:#04x} at {place}"
+                    );
+                }
+            }
+        }
+        for (first, second) in [(0, 1), (7, 8), (14, 15), (3, 12)] {
+            for a in 0..=255u8 {
+                for b in 0..=255u8 {
+                    let mut d = bases[0];
+                    d[first] = a;
+                    d[second] = b;
+                    assert_eq!(decode_hex_16(&d), decode_hex_16_words(&d));
+                }
             }
         }
     }

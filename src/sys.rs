@@ -1,5 +1,6 @@
 //! The one module with `unsafe` code: mapping files, aligned buffers, process settings, the
-//! huge-page allocator the program installs, write-back and prefetch hints.
+//! huge-page allocator the program installs, write-back and prefetch hints, and the SSE2
+//! decoding of hex digits.
 //!
 //! Everything else in the crate works on `&[u8]`.
 
@@ -310,6 +311,49 @@ pub fn prefetch(bytes: &[u8], at: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, at);
+}
+
+/// [`crate::hash::decode_hex_16`] with SSE2: sixteen hex digits, either case, into eight
+/// bytes (the first in the low byte); `None` if any is not a hex digit.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn decode_hex_16_sse2(digits: &[u8; 16]) -> Option<u64> {
+    // SAFETY: the function only needs SSE2, which every x86-64 processor has and every x86_64
+    // target of Rust enables; it reads nothing but its argument.
+    unsafe { hex_16_sse2(digits) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn hex_16_sse2(digits: &[u8; 16]) -> Option<u64> {
+    use core::arch::x86_64::*;
+    let half = |at: usize| i64::from_le_bytes(digits[at..at + 8].try_into().expect("8 digits"));
+    let x = _mm_set_epi64x(half(8), half(0));
+    let zero = _mm_setzero_si128();
+    // Unsigned bytes: v <= k exactly where v minus k, saturating, is 0.
+    let at_most = |v: __m128i, k: i8| _mm_cmpeq_epi8(_mm_subs_epu8(v, _mm_set1_epi8(k)), zero);
+    let digit = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
+    let is_digit = at_most(digit, 9);
+    // Setting bit 5 maps 'A'..'F' onto 'a'..'f', and no byte that is not a letter onto them.
+    let letter = _mm_sub_epi8(
+        _mm_or_si128(x, _mm_set1_epi8(0x20)),
+        _mm_set1_epi8(b'a' as i8),
+    );
+    let is_letter = at_most(letter, 5);
+    if _mm_movemask_epi8(_mm_or_si128(is_digit, is_letter)) != 0xFFFF {
+        return None;
+    }
+    let values = _mm_or_si128(
+        _mm_and_si128(is_digit, digit),
+        _mm_and_si128(is_letter, _mm_add_epi8(letter, _mm_set1_epi8(10))),
+    );
+    // Each 16-bit lane holds two digits, the first in its low byte: first << 4 | second.
+    let pairs = _mm_or_si128(
+        _mm_and_si128(_mm_slli_epi16(values, 4), _mm_set1_epi16(0xF0)),
+        _mm_srli_epi16(values, 8),
+    );
+    Some(_mm_cvtsi128_si64(_mm_packus_epi16(pairs, pairs)) as u64)
 }
 
 /// Bytes of files this process maps with 2 MiB page-table entries (Linux's

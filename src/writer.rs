@@ -11,7 +11,7 @@ use crate::dump::Entry;
 use crate::error::{Error, Result};
 use crate::filter::{build_filter, copy_filter, FilterBuildError, StreamedFilter};
 use crate::format::*;
-use crate::hash::{prefix_of, HashKind};
+use crate::hash::{prefix_of, HashBytes, HashKind};
 use crate::key::KeyType;
 use crate::partition::PrefixRange;
 use crate::progress::BuildProgress;
@@ -72,6 +72,16 @@ pub fn publish(temp: tempfile::NamedTempFile, target: &Path) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The error for counts of one hash that add up past what a count holds. It names the range,
+/// not the hash: error messages never name a hash.
+fn count_overflow(hash: &HashBytes) -> Error {
+    Error::Limit(format!(
+        "the counts of one hash of the range {:05X} add up to more than 2^64 - 1, more than an \
+         index can hold",
+        prefix_of(hash)
+    ))
 }
 
 /// Writes an index from entries pushed in hash order.
@@ -230,42 +240,117 @@ impl IndexWriter {
     /// merged by summing their counts. An entry out of order is refused with `Ok(Err(_))`.
     /// For compact and filter-only indexes, hashes that agree in their first 64 bits count as
     /// equal.
-    pub fn push(&mut self, mut entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
-        if !self.partition.contains(prefix_of(&entry.hash)) {
+    pub fn push(&mut self, entry: Entry) -> Result<std::result::Result<(), OutOfOrder>> {
+        Ok(match self.push_sorted(std::slice::from_ref(&entry))? {
+            1 => Ok(()),
+            _ => Err(OutOfOrder),
+        })
+    }
+
+    /// Adds entries as [`IndexWriter::push`] does, a block at a time: returns how many were
+    /// taken. Fewer than `entries.len()` means that `entries[n]` came before the last entry
+    /// taken, and that it and those after it were not taken.
+    pub fn push_sorted(&mut self, entries: &[Entry]) -> Result<usize> {
+        const SHA1_RECORD: usize = record_len(HashKind::Sha1);
+        const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
+        // One loop per record form, its length a constant: the record is a few moves, and the
+        // writer's state stays in registers across the block.
+        match (self.store, self.kind) {
+            (StoreForm::None, _) => self.push_run::<0, true>(entries),
+            (StoreForm::Compact, _) => self.push_run::<COMPACT_RECORD_LEN, true>(entries),
+            (_, HashKind::Sha1) => self.push_run::<SHA1_RECORD, false>(entries),
+            (_, HashKind::Ntlm) => self.push_run::<NTLM_RECORD, false>(entries),
+        }
+    }
+
+    /// [`IndexWriter::push_sorted`] for records of `N` bytes (0: into the streamed filter),
+    /// of hashes cut to 64 bits if `TRUNCATE`.
+    #[inline(always)]
+    fn push_run<const N: usize, const TRUNCATE: bool>(
+        &mut self,
+        entries: &[Entry],
+    ) -> Result<usize> {
+        let mut rest = entries.iter();
+        let mut pending = match self.pending_entry.take() {
+            Some(p) => p,
+            None => match rest.next() {
+                Some(first) => self.admit::<TRUNCATE>(first)?,
+                None => return Ok(0),
+            },
+        };
+        let mut pending_order = crate::hash::hash_order(&pending.hash);
+        let mut taken = entries.len() - rest.len();
+        for e in rest {
+            let entry = match self.admit::<TRUNCATE>(e) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    self.pending_entry = Some(pending);
+                    return Err(err);
+                }
+            };
+            let order = crate::hash::hash_order(&entry.hash);
+            if order == pending_order {
+                pending.count = match pending.count.checked_add(entry.count) {
+                    Some(sum) => sum,
+                    None => {
+                        self.pending_entry = Some(pending);
+                        return Err(count_overflow(&entry.hash));
+                    }
+                };
+            } else if order < pending_order {
+                break;
+            } else {
+                self.emit::<N>(&pending)?;
+                pending = entry;
+                pending_order = order;
+            }
+            taken += 1;
+        }
+        self.pending_entry = Some(pending);
+        Ok(taken)
+    }
+
+    /// An entry as the index keeps it (cut to 64 bits if `TRUNCATE`); an error if its prefix
+    /// is outside the partition.
+    #[inline(always)]
+    fn admit<const TRUNCATE: bool>(&self, e: &Entry) -> Result<Entry> {
+        if !self.partition.contains(prefix_of(&e.hash)) {
             return Err(Error::Internal(format!(
                 "a hash outside the partition {} reached its index",
                 self.partition
             )));
         }
-        if self.store != StoreForm::Full {
-            entry.hash = truncate_hash(&entry.hash);
-        }
-        if let Some(pending) = &mut self.pending_entry {
-            let order = crate::hash::compare_hashes(&entry.hash, &pending.hash);
-            if order.is_eq() {
-                pending.count = pending.count.checked_add(entry.count).ok_or_else(|| {
-                    // The range, not the hash: error messages never name a hash.
-                    Error::Limit(format!(
-                        "the counts of one hash of the range {:05X} add up to more than \
-                         2^64 - 1, more than an index can hold",
-                        prefix_of(&entry.hash)
-                    ))
-                })?;
-                return Ok(Ok(()));
-            }
-            if order.is_lt() {
-                return Ok(Err(OutOfOrder));
-            }
-            let done = std::mem::replace(pending, entry);
-            self.emit(done)?;
-        } else {
-            self.pending_entry = Some(entry);
-        }
-        Ok(Ok(()))
+        Ok(Entry {
+            hash: if TRUNCATE {
+                truncate_hash(&e.hash)
+            } else {
+                e.hash
+            },
+            count: e.count,
+        })
     }
 
-    fn emit(&mut self, entry: Entry) -> Result<()> {
-        if let Some(streamed) = &mut self.streamed {
+    /// Writes the last entry, held back until now in case more of its hash came.
+    fn emit_last(&mut self, last: &Entry) -> Result<()> {
+        const SHA1_RECORD: usize = record_len(HashKind::Sha1);
+        const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
+        match (self.store, self.kind) {
+            (StoreForm::None, _) => self.emit::<0>(last),
+            (StoreForm::Compact, _) => self.emit::<COMPACT_RECORD_LEN>(last),
+            (_, HashKind::Sha1) => self.emit::<SHA1_RECORD>(last),
+            (_, HashKind::Ntlm) => self.emit::<NTLM_RECORD>(last),
+        }
+    }
+
+    /// Writes a finished entry: a record of `N` bytes, or into the streamed filter if `N` is
+    /// 0.
+    #[inline(always)]
+    fn emit<const N: usize>(&mut self, entry: &Entry) -> Result<()> {
+        if N == 0 {
+            let streamed = self
+                .streamed
+                .as_mut()
+                .ok_or_else(|| Error::Internal("a filter-only index without its filter".into()))?;
             streamed.push(filter_key(&entry.hash), entry.count, &mut self.records)?;
             self.records_written += 1;
             self.count_sum += entry.count as u128;
@@ -286,20 +371,12 @@ impl IndexWriter {
             self.write_overflow(bucket, entry.count)?;
             OVERFLOW_CODE
         };
-        const SHA1_RECORD: usize = record_len(HashKind::Sha1);
-        const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
-        match (self.store, self.kind) {
-            (StoreForm::Compact, _) => self
-                .records
-                .write_record::<COMPACT_RECORD_LEN>(&entry.hash, code),
-            (_, HashKind::Sha1) => self.records.write_record::<SHA1_RECORD>(&entry.hash, code),
-            (_, HashKind::Ntlm) => self.records.write_record::<NTLM_RECORD>(&entry.hash, code),
-        }
-        .map_err(|e| Error::io(&self.temp_path, "cannot write", e))?;
+        self.records
+            .write_record::<N>(&entry.hash, code)
+            .map_err(|e| Error::io(&self.temp_path, "cannot write", e))?;
         self.records_written += 1;
         self.position_in_bucket += 1;
         self.count_sum += entry.count as u128;
-
         Ok(())
     }
 
@@ -430,7 +507,7 @@ impl IndexWriter {
         reuse: Option<ReusedFilter<'_>>,
     ) -> Result<IndexSummary> {
         if let Some(last) = self.pending_entry.take() {
-            self.emit(last)?;
+            self.emit_last(&last)?;
         }
         for b in self.next_bucket..=BUCKETS {
             self.bucket_starts[b] = self.records_written;
@@ -799,4 +876,129 @@ pub struct IndexSummary {
 fn records_offset() -> u64 {
     let dir = DIRECTORY_LEN as u64;
     align8(align8(SECTIONS_START as u64 + dir) + dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use std::collections::BTreeMap;
+
+    /// Sorted entries with runs of equal hashes (and, cut to 64 bits, more of them), counts
+    /// from 1 to past the inline codes, over a few buckets.
+    fn sorted_entries(rng: &mut SplitMix64, n: usize) -> Vec<Entry> {
+        let mut hashes: Vec<HashBytes> = (0..n)
+            .map(|_| {
+                let mut h = [0u8; 20];
+                for b in h.iter_mut() {
+                    *b = rng.next_bits() as u8;
+                }
+                // Few first bytes, so that buckets hold several hashes; a few share their
+                // first 64 bits with another and differ after.
+                h[0] = (rng.next_bits() % 3) as u8;
+                h
+            })
+            .collect();
+        for i in 1..hashes.len() {
+            match rng.next_bits() % 8 {
+                0 => hashes[i] = hashes[i - 1],
+                1 => {
+                    let before = hashes[i - 1];
+                    hashes[i][..8].copy_from_slice(&before[..8]);
+                }
+                _ => {}
+            }
+        }
+        hashes.sort();
+        hashes
+            .into_iter()
+            .map(|hash| Entry {
+                hash,
+                count: 1 + rng.next_bits() % 40,
+            })
+            .collect()
+    }
+
+    fn given_back(writer: IndexWriter) -> Vec<(HashBytes, u64)> {
+        let mut out = Vec::new();
+        writer
+            .into_entries(&mut |e| {
+                out.push((e.hash, e.count));
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// Blocks of every size through `push_sorted`, and one entry at a time through `push`,
+    /// give the entries of a model that merges equal hashes (equal first 64 bits for the
+    /// compact and filter-only forms), and an entry out of order stops a block exactly there.
+    #[test]
+    fn pushing_blocks_matches_a_model_and_stops_at_disorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = SplitMix64::new(17);
+        for round in 0..24 {
+            let store = [StoreForm::Full, StoreForm::Compact, StoreForm::None][round % 3];
+            let kind = if round % 4 == 3 && store == StoreForm::Full {
+                HashKind::Ntlm
+            } else {
+                HashKind::Sha1
+            };
+            let n = 1 + (rng.next_bits() % 3000) as usize;
+            let mut entries = sorted_entries(&mut rng, n);
+            if kind == HashKind::Ntlm {
+                for e in entries.iter_mut() {
+                    e.hash[16..].fill(0);
+                }
+            }
+            let mut model: BTreeMap<HashBytes, u64> = BTreeMap::new();
+            for e in &entries {
+                let key = if store == StoreForm::Full {
+                    e.hash
+                } else {
+                    truncate_hash(&e.hash)
+                };
+                *model.entry(key).or_default() += e.count;
+            }
+            let model: Vec<(HashBytes, u64)> = model.into_iter().collect();
+            let open = |name: &str| {
+                let mut w =
+                    IndexWriter::create(&dir.path().join(name), kind, FilterKind::Fuse8).unwrap();
+                w.set_store(store, 1 << 30).unwrap();
+                w
+            };
+
+            let mut blocks = open("blocks.ldx");
+            let mut at = 0;
+            while at < entries.len() {
+                let len = 1 + (rng.next_bits() % 200) as usize;
+                let block = &entries[at..(at + len).min(entries.len())];
+                assert_eq!(blocks.push_sorted(block).unwrap(), block.len());
+                at += block.len();
+            }
+            assert_eq!(blocks.push_sorted(&[]).unwrap(), 0);
+            assert_eq!(given_back(blocks), model, "round {round}, blocks");
+
+            let mut single = open("single.ldx");
+            for e in &entries {
+                assert!(single.push(*e).unwrap().is_ok());
+            }
+            assert_eq!(given_back(single), model, "round {round}, one at a time");
+
+            // An entry that orders before the one taken before it, in the middle of a block.
+            if let Some(cut) = (1..entries.len()).find(|_| rng.next_bits().is_multiple_of(5)) {
+                let mut w = open("disorder.ldx");
+                let mut block = entries[..cut].to_vec();
+                block.push(Entry {
+                    hash: [0; 20],
+                    count: 1,
+                });
+                block.extend_from_slice(&entries[cut..]);
+                assert_eq!(w.push_sorted(&block).unwrap(), cut, "round {round}");
+                // The rest goes on where the block stopped.
+                assert_eq!(w.push_sorted(&entries[cut..]).unwrap(), entries.len() - cut);
+                assert_eq!(given_back(w), model, "round {round}, after disorder");
+            }
+        }
+    }
 }

@@ -76,13 +76,7 @@ impl Sink {
         let mut start = 0;
         if let Target::Sorted(writer) = &mut self.target {
             if block_sorted {
-                for (i, e) in entries.iter().enumerate() {
-                    if writer.push(*e)?.is_err() {
-                        start = i;
-                        break;
-                    }
-                    start = i + 1;
-                }
+                start = writer.push_sorted(entries)?;
             }
             if start < entries.len() || !block_sorted {
                 self.sorted = false;
