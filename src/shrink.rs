@@ -109,6 +109,19 @@ pub fn shrink(
     if !(store == StoreForm::None && reuse.is_some()) {
         progress.phase("reading", source.hash_count());
         let mut read = 0u64;
+        // Entries go to the writer a block at a time, as a build gives them.
+        const BLOCK: usize = 1 << 16;
+        let mut block: Vec<crate::dump::Entry> = Vec::with_capacity(BLOCK);
+        let mut write = |block: &mut Vec<crate::dump::Entry>| -> Result<()> {
+            if writer.push_sorted(block)? < block.len() {
+                return Err(Error::Internal(format!(
+                    "{} gave its hashes out of order",
+                    source.path().display()
+                )));
+            }
+            block.clear();
+            Ok(())
+        };
         source.for_each_entry(&mut |e| {
             read += 1;
             if read.is_multiple_of(1 << 20) {
@@ -117,14 +130,13 @@ pub fn shrink(
                     return Err(Error::Interrupted);
                 }
             }
-            match writer.push(e)? {
-                Ok(()) => Ok(()),
-                Err(_) => Err(Error::Internal(format!(
-                    "{} gave its hashes out of order",
-                    source.path().display()
-                ))),
+            block.push(e);
+            if block.len() == BLOCK {
+                write(&mut block)?;
             }
+            Ok(())
         })?;
+        write(&mut block)?;
     }
     if stopped() {
         return Err(Error::Interrupted);

@@ -262,12 +262,10 @@ impl Spill {
             for entries in loaded {
                 let entries = entries?;
                 progress.advance((entries.len() * SPILL_ENTRY) as u64, 0);
-                for e in entries {
-                    if writer.push(e)?.is_err() {
-                        return Err(Error::Internal(
-                            "a sorted partition came out of order".into(),
-                        ));
-                    }
+                if writer.push_sorted(&entries)? < entries.len() {
+                    return Err(Error::Internal(
+                        "a sorted partition came out of order".into(),
+                    ));
                 }
             }
         }
