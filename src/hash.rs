@@ -236,7 +236,7 @@ pub(crate) fn decode_hash_words(hex: &[u8], kind: HashKind) -> Option<[u64; 3]> 
 
 /// Decodes sixteen hex digits, either case, into eight bytes (the first in the low byte of
 /// the word); `None` if any is not a hex digit. On x86-64 all sixteen at once in one SSE2
-/// register (about 30 instructions instead of about 90 for two [`decode_hex_8`]).
+/// register (37 instructions instead of 93 for two [`decode_hex_8`], compiled on their own).
 #[inline(always)]
 pub(crate) fn decode_hex_16(digits: &[u8; 16]) -> Option<u64> {
     #[cfg(target_arch = "x86_64")]
