@@ -722,6 +722,30 @@ impl Index {
 }
 
 impl Index {
+    /// Calls `f` with the entries of the index in hash order, `block_len` at a time (fewer in
+    /// the last block): for handing them on to a writer a block at a time. `f` may change the
+    /// block (drop entries from it, say); it is emptied after each call.
+    pub fn for_each_block(
+        &self,
+        block_len: usize,
+        f: &mut dyn FnMut(&mut Vec<crate::dump::Entry>) -> Result<()>,
+    ) -> Result<()> {
+        let block_len = block_len.max(1);
+        let mut block = Vec::with_capacity(block_len);
+        self.for_each_entry(&mut |e| {
+            block.push(e);
+            if block.len() == block_len {
+                f(&mut block)?;
+                block.clear();
+            }
+            Ok(())
+        })?;
+        if !block.is_empty() {
+            f(&mut block)?;
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every entry of the index in hash order (for merging indexes).
     pub fn for_each_entry(
         &self,

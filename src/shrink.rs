@@ -108,35 +108,20 @@ pub fn shrink(
     // A filter-only index with the filter copied needs nothing else of the source.
     if !(store == StoreForm::None && reuse.is_some()) {
         progress.phase("reading", source.hash_count());
-        let mut read = 0u64;
         // Entries go to the writer a block at a time, as a build gives them.
-        const BLOCK: usize = 1 << 16;
-        let mut block: Vec<crate::dump::Entry> = Vec::with_capacity(BLOCK);
-        let mut write = |block: &mut Vec<crate::dump::Entry>| -> Result<()> {
+        source.for_each_block(1 << 16, &mut |block| {
+            progress.advance(block.len() as u64, 0);
+            if stopped() {
+                return Err(Error::Interrupted);
+            }
             if writer.push_sorted(block)? < block.len() {
                 return Err(Error::Internal(format!(
                     "{} gave its hashes out of order",
                     source.path().display()
                 )));
             }
-            block.clear();
-            Ok(())
-        };
-        source.for_each_entry(&mut |e| {
-            read += 1;
-            if read.is_multiple_of(1 << 20) {
-                progress.advance(1 << 20, 0);
-                if stopped() {
-                    return Err(Error::Interrupted);
-                }
-            }
-            block.push(e);
-            if block.len() == BLOCK {
-                write(&mut block)?;
-            }
             Ok(())
         })?;
-        write(&mut block)?;
     }
     if stopped() {
         return Err(Error::Interrupted);

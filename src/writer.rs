@@ -263,26 +263,33 @@ impl IndexWriter {
     /// taken. Fewer than `entries.len()` means that `entries[n]` came before the last entry
     /// taken, and that it and those after it were not taken.
     pub fn push_sorted(&mut self, entries: &[Entry]) -> Result<usize> {
+        self.run_block(entries, false)
+    }
+
+    /// [`IndexWriter::push_sorted`]; with `last` (the end of the input), the hash held back in
+    /// case more of it came is written too.
+    fn run_block(&mut self, entries: &[Entry], last: bool) -> Result<usize> {
         const SHA1_RECORD: usize = record_len(HashKind::Sha1);
         const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
         // One loop per record form, decided once per block, with the record's length a
         // constant: encoding a record is then a few moves.
         match (self.store, self.kind) {
-            (StoreForm::None, _) => self.push_run::<0, true>(entries),
-            (StoreForm::Compact, _) => self.push_run::<COMPACT_RECORD_LEN, true>(entries),
-            (_, HashKind::Sha1) => self.push_run::<SHA1_RECORD, false>(entries),
-            (_, HashKind::Ntlm) => self.push_run::<NTLM_RECORD, false>(entries),
+            (StoreForm::None, _) => self.push_run::<0, true>(entries, last),
+            (StoreForm::Compact, _) => self.push_run::<COMPACT_RECORD_LEN, true>(entries, last),
+            (_, HashKind::Sha1) => self.push_run::<SHA1_RECORD, false>(entries, last),
+            (_, HashKind::Ntlm) => self.push_run::<NTLM_RECORD, false>(entries, last),
         }
     }
 
-    /// [`IndexWriter::push_sorted`] for records of `N` bytes (0: into the streamed filter),
-    /// of hashes cut to 64 bits if `TRUNCATE`. The hash being summed is borrowed from the
+    /// [`IndexWriter::run_block`] for records of `N` bytes (0: into the streamed filter), of
+    /// hashes cut to 64 bits if `TRUNCATE`. The hash being summed is borrowed from the
     /// block (or from the entry held over from the last block), not copied: copying each
     /// entry twice took 37 of this loop's 113 instructions per entry.
     #[inline(always)]
     fn push_run<const N: usize, const TRUNCATE: bool>(
         &mut self,
         entries: &[Entry],
+        last: bool,
     ) -> Result<usize> {
         let held = self.pending_entry.take();
         let mut rest = entries.iter();
@@ -324,6 +331,10 @@ impl IndexWriter {
             }
             taken += 1;
         }
+        if last && outcome.is_ok() {
+            self.emit::<N>(hash, count)?;
+            return Ok(taken);
+        }
         self.pending_entry = Some(Entry {
             hash: if TRUNCATE { truncate_hash(hash) } else { *hash },
             count,
@@ -341,18 +352,6 @@ impl IndexWriter {
             "a hash outside the partition {} reached its index",
             self.partition
         )))
-    }
-
-    /// Writes the last entry, held back until now in case more of its hash came.
-    fn emit_last(&mut self, last: &Entry) -> Result<()> {
-        const SHA1_RECORD: usize = record_len(HashKind::Sha1);
-        const NTLM_RECORD: usize = record_len(HashKind::Ntlm);
-        match (self.store, self.kind) {
-            (StoreForm::None, _) => self.emit::<0>(&last.hash, last.count),
-            (StoreForm::Compact, _) => self.emit::<COMPACT_RECORD_LEN>(&last.hash, last.count),
-            (_, HashKind::Sha1) => self.emit::<SHA1_RECORD>(&last.hash, last.count),
-            (_, HashKind::Ntlm) => self.emit::<NTLM_RECORD>(&last.hash, last.count),
-        }
     }
 
     /// Writes a finished hash and its count: a record of `N` bytes, or into the streamed
@@ -520,9 +519,7 @@ impl IndexWriter {
         progress: &dyn BuildProgress,
         reuse: Option<ReusedFilter<'_>>,
     ) -> Result<IndexSummary> {
-        if let Some(last) = self.pending_entry.take() {
-            self.emit_last(&last)?;
-        }
+        self.run_block(&[], true)?;
         for b in self.next_bucket..=BUCKETS {
             self.bucket_starts[b] = self.records_written;
             self.overflow_starts[b] = self.overflow_written;

@@ -651,25 +651,13 @@ impl<'a> Build<'a> {
         let prefixes = self.prefixes;
         let sink = &mut self.sink;
         let outside = &mut self.outside_partition;
-        let mut chunk = Vec::with_capacity(1 << 16);
-        let mut flush = |chunk: &mut Vec<Entry>| -> Result<()> {
+        index.for_each_block(1 << 16, &mut |block| {
+            let read = block.len();
+            block.retain(|e| prefixes.contains(crate::hash::prefix_of(&e.hash)));
+            *outside += (read - block.len()) as u64;
             check_cancel(options)?;
-            sink.feed(chunk, true)?;
-            chunk.clear();
-            Ok(())
-        };
-        index.for_each_entry(&mut |e| {
-            if !prefixes.contains(crate::hash::prefix_of(&e.hash)) {
-                *outside += 1;
-                return Ok(());
-            }
-            chunk.push(e);
-            if chunk.len() == chunk.capacity() {
-                flush(&mut chunk)?;
-            }
-            Ok(())
+            sink.feed(block, true)
         })?;
-        flush(&mut chunk)?;
         add_sources(&mut self.sources, index.sources(), index.partition(), path);
         self.progress.advance(index.hash_count() * 40, 0);
         Ok(())
